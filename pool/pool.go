@@ -1,0 +1,276 @@
+package pool
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/ants/v2"
+)
+
+// MaxSize is the largest size New and Resize accept. It guards against a
+// mistyped configuration value spawning millions of goroutines.
+const MaxSize = 1 << 16
+
+// Task is the work a Pool runs. It receives the context given to Do.
+type Task func(ctx context.Context) error
+
+// Pool is a named, bounded, resizable worker pool.
+//
+// At most Cap() tasks run at once; further callers of Do wait, in arrival
+// order, until a worker is free or their context ends. A Pool is safe for
+// simultaneous use by multiple goroutines.
+type Pool struct {
+	name    string
+	workers *ants.Pool
+	jobs    sync.Pool
+
+	mu      sync.Mutex
+	size    int
+	running int
+	queue   []chan struct{} // FIFO of waiting callers, each woken by a close
+	closed  bool
+
+	waiting   atomic.Int64
+	completed atomic.Uint64
+	failed    atomic.Uint64
+	panicked  atomic.Uint64
+}
+
+// New returns a pool named name that runs at most size tasks at once.
+// name must not be empty and size must be in [1, MaxSize]; the error wraps
+// ErrInvalidName or ErrInvalidSize.
+func New(name string, size int, opts ...Option) (*Pool, error) {
+	if name == "" {
+		return nil, fmt.Errorf("%w: name is empty", ErrInvalidName)
+	}
+	if err := checkSize(size); err != nil {
+		return nil, err
+	}
+	o := options{idle: time.Minute}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	// ants runs the tasks; admission is ours so that waiting honours a
+	// context, which ants' blocking Submit does not.
+	w, err := ants.NewPool(size, ants.WithExpiryDuration(o.idle), ants.WithLogger(discard{}))
+	if err != nil {
+		return nil, fmt.Errorf("pool %q: %w", name, err)
+	}
+	p := &Pool{name: name, workers: w, size: size}
+	p.jobs.New = func() any {
+		j := &job{done: make(chan error, 1)}
+		j.runFn = j.run // bound once so Submit does not allocate per call
+		return j
+	}
+	return p, nil
+}
+
+func checkSize(size int) error {
+	if size < 1 || size > MaxSize {
+		return fmt.Errorf("%w: size %d is outside [1, %d]", ErrInvalidSize, size, MaxSize)
+	}
+	return nil
+}
+
+// Name returns the name given to New.
+func (p *Pool) Name() string { return p.name }
+
+// Cap returns the current size: the number of tasks that may run at once.
+func (p *Pool) Cap() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.size
+}
+
+// Do waits for a free worker, runs task on it with ctx, and returns the
+// task's error. If ctx ends while waiting, Do returns ctx.Err() and the task
+// does not run. A panic in task is returned as a *PanicError. After Close,
+// Do returns ErrClosed.
+func (p *Pool) Do(ctx context.Context, task Task) error {
+	if err := p.acquire(ctx); err != nil {
+		return err
+	}
+	j := p.jobs.Get().(*job)
+	j.ctx, j.task = ctx, task
+	if err := p.workers.Submit(j.runFn); err != nil {
+		j.ctx, j.task = nil, nil
+		p.jobs.Put(j)
+		p.release()
+		return fmt.Errorf("pool %q: %w", p.name, err)
+	}
+	err := <-j.done
+	p.jobs.Put(j)
+	p.release()
+	p.count(err)
+	return err
+}
+
+func (p *Pool) count(err error) {
+	switch {
+	case err == nil:
+		p.completed.Add(1)
+	case isPanic(err):
+		p.panicked.Add(1)
+	default:
+		p.failed.Add(1)
+	}
+}
+
+func isPanic(err error) bool {
+	_, ok := err.(*PanicError)
+	return ok
+}
+
+// acquire takes a slot, waiting in FIFO order while the pool is full.
+func (p *Pool) acquire(ctx context.Context) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return ErrClosed
+	}
+	if p.running < p.size && len(p.queue) == 0 {
+		p.running++
+		p.mu.Unlock()
+		return nil
+	}
+	ready := make(chan struct{})
+	p.queue = append(p.queue, ready)
+	p.mu.Unlock()
+	p.waiting.Add(1)
+	defer p.waiting.Add(-1)
+
+	select {
+	case <-ready:
+		if p.isClosed() {
+			p.release()
+			return ErrClosed
+		}
+		return nil
+	case <-ctx.Done():
+		p.mu.Lock()
+		for i, q := range p.queue {
+			if q == ready {
+				p.queue = append(p.queue[:i], p.queue[i+1:]...)
+				p.mu.Unlock()
+				return ctx.Err()
+			}
+		}
+		p.mu.Unlock()
+		// Woken and cancelled at once: the slot is ours, give it back.
+		p.release()
+		return ctx.Err()
+	}
+}
+
+func (p *Pool) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
+}
+
+func (p *Pool) release() {
+	p.mu.Lock()
+	p.running--
+	p.wakeLocked()
+	p.mu.Unlock()
+}
+
+// wakeLocked hands free slots to waiters in arrival order.
+func (p *Pool) wakeLocked() {
+	for len(p.queue) > 0 && (p.running < p.size || p.closed) {
+		close(p.queue[0])
+		p.queue[0] = nil
+		p.queue = p.queue[1:]
+		p.running++
+	}
+}
+
+// Resize sets the number of tasks that may run at once to n, in [1, MaxSize].
+// Tasks already running are not interrupted: after shrinking, the pool runs
+// more than n tasks until enough of them finish. Waiting callers are admitted
+// at once when the pool grows. An invalid n returns an error wrapping
+// ErrInvalidSize and leaves the size unchanged.
+func (p *Pool) Resize(n int) error {
+	if err := checkSize(n); err != nil {
+		return fmt.Errorf("pool %q: %w", p.name, err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return ErrClosed
+	}
+	p.size = n
+	// ants must never be the narrower bound, or admitted tasks would queue
+	// inside ants where contexts are not honoured.
+	p.workers.Tune(max(n, p.running))
+	p.wakeLocked()
+	return nil
+}
+
+// Stats is a snapshot of a pool's counters.
+type Stats struct {
+	Name      string // the pool's name
+	Capacity  int    // tasks that may run at once
+	Running   int    // tasks running now
+	Waiting   int    // callers of Do waiting for a worker
+	Completed uint64 // tasks that returned nil
+	Failed    uint64 // tasks that returned an error
+	Panicked  uint64 // tasks that panicked
+}
+
+// Stats returns a snapshot of the pool's counters.
+func (p *Pool) Stats() Stats {
+	p.mu.Lock()
+	size, running := p.size, p.running
+	p.mu.Unlock()
+	return Stats{
+		Name:      p.name,
+		Capacity:  size,
+		Running:   running,
+		Waiting:   int(p.waiting.Load()),
+		Completed: p.completed.Load(),
+		Failed:    p.failed.Load(),
+		Panicked:  p.panicked.Load(),
+	}
+}
+
+// Close stops admitting tasks: waiting and later callers of Do get
+// ErrClosed. It waits for running tasks to finish until ctx ends, then
+// releases the workers. It returns ctx.Err() if running tasks outlived ctx.
+func (p *Pool) Close(ctx context.Context) error {
+	p.mu.Lock()
+	if !p.closed {
+		p.closed = true
+		p.wakeLocked()
+	}
+	p.mu.Unlock()
+	return p.workers.ReleaseContext(ctx)
+}
+
+// job is one task handed to an ants worker. Jobs are recycled through a
+// sync.Pool so that Do does not allocate on the hot path.
+type job struct {
+	ctx   context.Context
+	task  Task
+	done  chan error
+	runFn func()
+}
+
+func (j *job) run() {
+	ctx, task := j.ctx, j.task
+	j.ctx, j.task = nil, nil
+	j.done <- safeRun(ctx, task)
+}
+
+func safeRun(ctx context.Context, task Task) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return task(ctx)
+}
