@@ -1,0 +1,421 @@
+//go:build integration
+
+package consumer_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rmqkit/rmqkit/consumer"
+	"github.com/rmqkit/rmqkit/internal/rmqtest"
+)
+
+// newConsumer returns a consumer of a fresh group on cl, reading from the
+// earliest offset, stopped at the end of the test.
+func newConsumer(t *testing.T, cl *rmqtest.Cluster, group string, opts ...consumer.Option) *consumer.Consumer {
+	t.Helper()
+	base := []consumer.Option{
+		consumer.WithNameServer(cl.NameServer),
+		consumer.WithStartPosition(consumer.StartFromEarliest),
+	}
+	c, err := consumer.New(group, append(base, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		_ = c.Stop(ctx)
+	})
+	return c
+}
+
+func start(t *testing.T, c *consumer.Consumer) {
+	t.Helper()
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func collect(got *rmqtest.Collector) consumer.Handler {
+	return func(_ context.Context, m *consumer.Message) error {
+		got.Add(m.Property(rmqtest.IDProperty))
+		return nil
+	}
+}
+
+func stats(c *consumer.Consumer, topic string) consumer.SubscriptionStats {
+	for _, s := range c.Stats() {
+		if s.Topic == topic {
+			return s
+		}
+	}
+	return consumer.SubscriptionStats{}
+}
+
+// gauge tracks how many handler calls run at once and the peak.
+type gauge struct{ cur, peak atomic.Int64 }
+
+func (g *gauge) enter() {
+	c := g.cur.Add(1)
+	for {
+		p := g.peak.Load()
+		if c <= p || g.peak.CompareAndSwap(p, c) {
+			return
+		}
+	}
+}
+func (g *gauge) leave()     { g.cur.Add(-1) }
+func (g *gauge) reset()     { g.peak.Store(g.cur.Load()) }
+func (g *gauge) max() int64 { return g.peak.Load() }
+
+func TestConsumerReceivesEveryMessageOnce(t *testing.T) {
+	t.Parallel()
+	cl := rmqtest.ClusterA(t)
+	topic := cl.NewTopic(t)
+	ids := cl.NewProducer(t).Produce(topic, "m", 1000)
+	got := rmqtest.NewCollector()
+	c := newConsumer(t, cl, cl.NewGroup(t))
+	if err := c.Subscribe(topic, consumer.All, collect(got)); err != nil {
+		t.Fatal(err)
+	}
+	start(t, c)
+	r := got.RequireAll(t, ids, 60*time.Second)
+	if r.Duplicates != 0 {
+		t.Errorf("duplicates = %d in a fault-free run", r.Duplicates)
+	}
+	if s := stats(c, topic); s.Succeeded < 1000 || s.Failed != 0 {
+		t.Errorf("stats = %+v", s)
+	}
+}
+
+// (a) A subscription whose handler blocks and saturates its pool does not
+// slow a second subscription of the same consumer.
+func TestSlowSubscriptionDoesNotStarveAnother(t *testing.T) {
+	t.Parallel()
+	cl := rmqtest.ClusterA(t)
+	slowTopic, fastTopic := cl.NewTopic(t), cl.NewTopic(t)
+	p := cl.NewProducer(t)
+	slowIDs := p.Produce(slowTopic, "slow", 200)
+	fastIDs := p.Produce(fastTopic, "fast", 1000)
+
+	release := make(chan struct{})
+	slow := rmqtest.NewCollector()
+	fast := rmqtest.NewCollector()
+	c := newConsumer(t, cl, cl.NewGroup(t))
+	err := c.Subscribe(slowTopic, consumer.All, func(ctx context.Context, m *consumer.Message) error {
+		select { // stuck until the fast side is done
+		case <-release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		slow.Add(m.Property(rmqtest.IDProperty))
+		return nil
+	}, consumer.WithPoolSize(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Subscribe(fastTopic, consumer.All, collect(fast), consumer.WithPoolSize(4)); err != nil {
+		t.Fatal(err)
+	}
+	start(t, c)
+
+	began := time.Now()
+	fast.RequireAll(t, fastIDs, 30*time.Second)
+	t.Logf("fast subscription consumed %d messages in %v beside a stuck one", len(fastIDs), time.Since(began))
+	s := stats(c, slowTopic)
+	if s.Pool.Running != 2 || s.Pool.Waiting == 0 {
+		t.Fatalf("slow pool = %+v, want 2 running and messages waiting (saturated)", s.Pool)
+	}
+	close(release)
+	slow.RequireAll(t, slowIDs, 60*time.Second)
+}
+
+// (b) Resizing a pool from 2 to 16 raises the measured concurrency, and
+// shrinking it lowers it again, without loss or duplicates.
+func TestResizeChangesConcurrencyWithoutLossOrDuplicates(t *testing.T) {
+	t.Parallel()
+	cl := rmqtest.ClusterA(t)
+	topic := cl.NewTopic(t, rmqtest.Queues(8))
+	ids := cl.NewProducer(t).Produce(topic, "r", 3000)
+	got := rmqtest.NewCollector()
+	var g gauge
+	c := newConsumer(t, cl, cl.NewGroup(t))
+	err := c.Subscribe(topic, consumer.All, func(_ context.Context, m *consumer.Message) error {
+		g.enter()
+		defer g.leave()
+		time.Sleep(30 * time.Millisecond)
+		got.Add(m.Property(rmqtest.IDProperty))
+		return nil
+	}, consumer.WithPoolSize(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, c)
+
+	phase := func(size int, d time.Duration) int64 {
+		if err := c.SetPoolSize(topic, size); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond) // running handlers of the old size finish
+		g.reset()
+		time.Sleep(d)
+		return g.max()
+	}
+	at2 := phase(2, 1500*time.Millisecond)
+	at16 := phase(16, 1500*time.Millisecond)
+	back := phase(3, 1500*time.Millisecond)
+	t.Logf("peak concurrency: size 2 -> %d, size 16 -> %d, size 3 -> %d", at2, at16, back)
+	if at2 > 2 || at16 < 12 || at16 > 16 || back > 3 {
+		t.Fatalf("peak concurrency 2:%d 16:%d 3:%d does not follow the pool size", at2, at16, back)
+	}
+	r := got.RequireAll(t, ids, 120*time.Second)
+	if r.Duplicates != 0 {
+		t.Fatalf("resizing caused %d duplicates", r.Duplicates)
+	}
+}
+
+// (c) An orderly subscription keeps per-queue (per sharding key) order
+// through the pool, and a failed message is retried in place, not skipped.
+func TestOrderlySubscriptionKeepsOrderAndRetriesInPlace(t *testing.T) {
+	t.Parallel()
+	cl := rmqtest.ClusterA(t)
+	topic := cl.NewTopic(t, rmqtest.Queues(4), rmqtest.Ordered())
+	p := cl.NewProducer(t)
+	const keys, perKey = 8, 40
+	var all []string
+	for i := range perKey {
+		for k := range keys {
+			id := fmt.Sprintf("k%d-%03d", k, i)
+			all = append(all, id)
+			p.Send(topic, rmqtest.Msg{ID: id, ShardKey: fmt.Sprintf("k%d", k)})
+		}
+	}
+	var mu sync.Mutex
+	seen := map[string][]string{} // key -> ids in delivery order
+	var failedOnce atomic.Bool
+	got := rmqtest.NewCollector()
+	c := newConsumer(t, cl, cl.NewGroup(t))
+	err := c.Subscribe(topic, consumer.All, func(_ context.Context, m *consumer.Message) error {
+		id := m.Property(rmqtest.IDProperty)
+		if id == "k3-010" && failedOnce.CompareAndSwap(false, true) {
+			return errors.New("transient failure")
+		}
+		mu.Lock()
+		seen[id[:2]] = append(seen[id[:2]], id)
+		mu.Unlock()
+		got.Add(id)
+		return nil
+	}, consumer.WithOrderly(200*time.Millisecond), consumer.WithPoolSize(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, c)
+	got.RequireAll(t, all, 90*time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	for k, ids := range seen {
+		for i := 1; i < len(ids); i++ {
+			if ids[i] <= ids[i-1] {
+				t.Fatalf("key %s out of order at %d: %s after %s", k, i, ids[i], ids[i-1])
+			}
+		}
+	}
+	if !failedOnce.Load() {
+		t.Fatal("the failure was never injected")
+	}
+}
+
+// (d) A handler error or panic has the message redelivered through the
+// retry topic; the redelivery succeeds and carries the reconsume count.
+func TestFailedMessageIsRedeliveredAndThenSucceeds(t *testing.T) {
+	t.Parallel()
+	cl := rmqtest.ClusterA(t)
+	topic := cl.NewTopic(t)
+	p := cl.NewProducer(t)
+	p.Send(topic, rmqtest.Msg{ID: "err"}, rmqtest.Msg{ID: "panic"}, rmqtest.Msg{ID: "ok"})
+	got := rmqtest.NewCollector()
+	var mu sync.Mutex
+	reconsume := map[string][]int{}
+	c := newConsumer(t, cl, cl.NewGroup(t))
+	err := c.Subscribe(topic, consumer.All, func(_ context.Context, m *consumer.Message) error {
+		id := m.Property(rmqtest.IDProperty)
+		mu.Lock()
+		reconsume[id] = append(reconsume[id], m.ReconsumeCount)
+		mu.Unlock()
+		if m.ReconsumeCount == 0 {
+			switch id {
+			case "err":
+				return errors.New("downstream unavailable")
+			case "panic":
+				panic("handler bug")
+			}
+		}
+		got.Add(id)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, c)
+	got.RequireAll(t, []string{"err", "panic", "ok"}, 60*time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	for _, id := range []string{"err", "panic"} {
+		if r := reconsume[id]; len(r) != 2 || r[0] != 0 || r[1] != 1 {
+			t.Errorf("%s delivered with reconsume counts %v, want [0 1]", id, r)
+		}
+	}
+	s := stats(c, topic)
+	if s.Failed != 2 || s.Pool.Panicked != 1 {
+		t.Errorf("stats = %+v, want 2 failed of which 1 panicked", s)
+	}
+}
+
+// A handler that always fails ends in the dead-letter queue after the
+// retry limit, instead of looping.
+func TestAlwaysFailingMessageEndsInDeadLetterQueue(t *testing.T) {
+	t.Parallel()
+	cl := rmqtest.ClusterA(t)
+	topic := cl.NewTopic(t)
+	group := cl.NewGroup(t)
+	cl.NewProducer(t).Send(topic, rmqtest.Msg{ID: "poison"})
+	var attempts atomic.Int32
+	c := newConsumer(t, cl, group)
+	err := c.Subscribe(topic, consumer.All, func(context.Context, *consumer.Message) error {
+		attempts.Add(1)
+		return errors.New("always")
+	}, consumer.WithSubscriptionMaxRetries(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, c)
+
+	// The dead-letter topic of the group is readable like any topic.
+	dlq := rmqtest.NewCollector()
+	d := newConsumer(t, cl, cl.NewGroup(t))
+	if err := d.Subscribe("%DLQ%"+group, consumer.All, collect(dlq)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for stats(c, topic).DeadLettered == 0 && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	start(t, d)
+	dlq.RequireAll(t, []string{"poison"}, 60*time.Second)
+	if n := attempts.Load(); n != 2 {
+		t.Fatalf("%d attempts with max retries 1, want 2", n)
+	}
+}
+
+// (e) Stop with messages in flight lets running handlers finish and loses
+// nothing: what was not handled is consumed after a restart.
+func TestStopWithMessagesInFlightLosesNone(t *testing.T) {
+	t.Parallel()
+	cl := rmqtest.ClusterA(t)
+	topic := cl.NewTopic(t)
+	group := cl.NewGroup(t)
+	ids := cl.NewProducer(t).Produce(topic, "s", 400)
+	got := rmqtest.NewCollector()
+	var started, finished atomic.Int32
+	slow := func(_ context.Context, m *consumer.Message) error {
+		started.Add(1)
+		time.Sleep(50 * time.Millisecond)
+		got.Add(m.Property(rmqtest.IDProperty))
+		finished.Add(1)
+		return nil
+	}
+	first := newConsumer(t, cl, group)
+	if err := first.Subscribe(topic, consumer.All, slow, consumer.WithPoolSize(4)); err != nil {
+		t.Fatal(err)
+	}
+	start(t, first)
+	for got.Distinct() < 40 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := first.Stop(ctx); err != nil {
+		t.Fatalf("Stop = %v", err)
+	}
+	if s, f := started.Load(), finished.Load(); s != f {
+		t.Fatalf("Stop returned with %d handlers started and %d finished", s, f)
+	}
+	s := stats(first, topic)
+	t.Logf("first consumer: %d handled, %d abandoned at stop", s.Succeeded, s.Abandoned)
+	if s.Abandoned == 0 {
+		t.Fatal("no message was in flight at Stop: the test proves nothing")
+	}
+
+	second := newConsumer(t, cl, group)
+	if err := second.Subscribe(topic, consumer.All, slow, consumer.WithPoolSize(16)); err != nil {
+		t.Fatal(err)
+	}
+	start(t, second)
+	r := got.RequireAll(t, ids, 90*time.Second)
+	t.Logf("after restart: 0 lost, %d duplicates (at-least-once)", r.Duplicates)
+}
+
+// (f) A handler slower than the client's ConsumeTimeout (set low here) is
+// not re-sent by the client while it still runs: no duplicates.
+func TestHandlerSlowerThanClientConsumeTimeoutCausesNoDuplicates(t *testing.T) {
+	t.Parallel()
+	cl := rmqtest.ClusterA(t)
+	topic := cl.NewTopic(t, rmqtest.Queues(2))
+	ids := cl.NewProducer(t).Produce(topic, "f", 12)
+	got := rmqtest.NewCollector()
+	c := newConsumer(t, cl, cl.NewGroup(t), consumer.WithClientConsumeTimeout(2*time.Second))
+	err := c.Subscribe(topic, consumer.All, func(_ context.Context, m *consumer.Message) error {
+		time.Sleep(3 * time.Second) // handling and waiting for a worker both exceed 2s
+		got.Add(m.Property(rmqtest.IDProperty))
+		return nil
+	}, consumer.WithPoolSize(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, c)
+	got.RequireAll(t, ids, 60*time.Second)
+	time.Sleep(15 * time.Second) // re-sent copies would arrive after the retry delay (10s)
+	if r := got.Check(ids); r.Duplicates != 0 {
+		t.Fatalf("%d duplicates from the client's consume timeout", r.Duplicates)
+	}
+}
+
+// A stalled pool must not stop the client's pull loop for 120 s, or the
+// client drops the queue and re-consumes it from the committed offset.
+func TestStalledPoolDoesNotTriggerIdleQueueDrop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs for 2.5 minutes")
+	}
+	t.Parallel()
+	cl := rmqtest.ClusterA(t)
+	topic := cl.NewTopic(t, rmqtest.Queues(1))
+	ids := cl.NewProducer(t).Produce(topic, "stall", 300)
+	got := rmqtest.NewCollector()
+	release := make(chan struct{})
+	c := newConsumer(t, cl, cl.NewGroup(t), consumer.WithPrefetch(64, 16))
+	err := c.Subscribe(topic, consumer.All, func(ctx context.Context, m *consumer.Message) error {
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		got.Add(m.Property(rmqtest.IDProperty))
+		return nil
+	}, consumer.WithPoolSize(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, c)
+	time.Sleep(145 * time.Second) // past the 120 s idle limit and a 20 s rebalance
+	close(release)
+	r := got.RequireAll(t, ids, 60*time.Second)
+	if r.Duplicates != 0 {
+		t.Fatalf("%d duplicates after a long stall: the queue was dropped", r.Duplicates)
+	}
+}

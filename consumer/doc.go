@@ -1,0 +1,35 @@
+// Package consumer consumes RocketMQ messages through isolated, resizable
+// worker pools, on top of github.com/apache/rocketmq-client-go/v2.
+//
+// A Consumer belongs to one consumer group and holds any number of
+// subscriptions. Each subscription has a Handler and, by default, a worker
+// pool of its own (package pool), so a slow or stuck subscription can only
+// exhaust its own workers. Pool sizes change at run time with SetPoolSize.
+//
+// # Delivery
+//
+// Delivery is at least once. A Handler that returns nil acknowledges the
+// message; one that returns an error or panics has the message redelivered
+// through the group's retry topic, with the broker's back-off, until the
+// subscription's maximum number of retries is reached; then the message goes
+// to the group's dead-letter queue (%DLQ%group). Messages of an orderly
+// subscription are handed over one at a time per queue, in queue order; a
+// failed message is retried in place, never skipped.
+//
+// # Back-pressure
+//
+// When a subscription's pool is full, its messages wait in the client's
+// prefetch buffer (WithPrefetch) and the client stops pulling once that is
+// full. rmqkit configures the client so that this wait never triggers its
+// 120-second idle-queue drop, and it renews the client's consume-start stamp
+// of every waiting or running message so that the client's ConsumeTimeout
+// never sends a message back while rmqkit still holds it.
+//
+// # Stopping
+//
+// Stop stops admitting messages to handlers, waits for running handlers
+// until its context ends, persists offsets and shuts the client down.
+// Messages that were fetched but not handled are not acknowledged: they are
+// delivered again, to this group, after the next start or to another
+// instance.
+package consumer

@@ -1,0 +1,32 @@
+package consumer
+
+import "errors"
+
+var (
+	// ErrInvalidOption is wrapped by the errors New, Subscribe and the
+	// setters return for a bad argument; the message names the argument.
+	ErrInvalidOption = errors.New("consumer: invalid option")
+
+	// ErrStarted is returned by Subscribe and Start once Start has been
+	// called.
+	ErrStarted = errors.New("consumer: already started")
+
+	// ErrNotStarted is returned by Stop when Start was never called.
+	ErrNotStarted = errors.New("consumer: not started")
+
+	// ErrStopped is returned by Start after Stop.
+	ErrStopped = errors.New("consumer: stopped")
+
+	// ErrUnknownSubscription is returned by setters that name a topic the
+	// consumer does not subscribe to.
+	ErrUnknownSubscription = errors.New("consumer: unknown subscription")
+
+	// ErrDuplicateSubscription is returned by Subscribe for a topic that is
+	// already subscribed.
+	ErrDuplicateSubscription = errors.New("consumer: topic already subscribed")
+
+	// ErrMixedOrdering is returned by Subscribe when orderly and concurrent
+	// subscriptions are mixed in one consumer: the client orders a whole
+	// consumer group or none of it.
+	ErrMixedOrdering = errors.New("consumer: orderly and concurrent subscriptions in one group")
+)

@@ -1,0 +1,81 @@
+package consumer
+
+import (
+	"context"
+	"time"
+
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+)
+
+// Message is a message handed to a Handler. Its fields are filled from the
+// broker's message; Body shares memory with the client's copy and must not
+// be modified.
+type Message struct {
+	Topic          string    // the topic subscribed to (not the retry topic)
+	Tag            string    // the message's tag, empty if none
+	Keys           string    // the message's keys, space-separated as RocketMQ stores them
+	ID             string    // the message id set by the producer (UNIQ_KEY)
+	Body           []byte    // the payload
+	Group          string    // the consumer group receiving it
+	Broker         string    // the broker that stored it
+	QueueID        int       // the queue within the topic
+	QueueOffset    int64     // the offset within the queue
+	ReconsumeCount int       // how many times it was delivered before
+	BornAt         time.Time // when the producer created it
+	StoredAt       time.Time // when the broker stored it
+
+	ext *primitive.MessageExt
+}
+
+func newMessage(group string, ext *primitive.MessageExt) *Message {
+	m := &Message{
+		Topic:          ext.Topic,
+		Tag:            ext.GetTags(),
+		Keys:           ext.GetKeys(),
+		ID:             ext.MsgId,
+		Body:           ext.Body,
+		Group:          group,
+		QueueOffset:    ext.QueueOffset,
+		ReconsumeCount: int(ext.ReconsumeTimes),
+		BornAt:         time.UnixMilli(ext.BornTimestamp),
+		StoredAt:       time.UnixMilli(ext.StoreTimestamp),
+		ext:            ext,
+	}
+	if q := ext.Queue; q != nil {
+		m.Broker, m.QueueID = q.BrokerName, q.QueueId
+	}
+	return m
+}
+
+// Property returns the user or system property key of the message, or ""
+// when it has none. Producers put trace context and custom headers here.
+func (m *Message) Property(key string) string {
+	if m.ext == nil {
+		return ""
+	}
+	return m.ext.GetProperty(key)
+}
+
+// NewTestMessage returns a Message with the given fields and properties,
+// for tests of handlers and middleware that need no broker.
+func NewTestMessage(topic, id string, body []byte, props map[string]string) *Message {
+	ext := &primitive.MessageExt{Message: primitive.Message{Topic: topic, Body: body}, MsgId: id}
+	for k, v := range props {
+		ext.WithProperty(k, v)
+	}
+	m := newMessage("", ext)
+	return m
+}
+
+// Handler processes one message. Returning nil acknowledges it; returning
+// an error has it redelivered later. ctx ends when the consumer stops hard
+// (Stop's context expired) or the handler's timeout passes.
+type Handler func(ctx context.Context, msg *Message) error
+
+// BatchHandler processes several messages of one subscription at once.
+// Returning an error has every message of the batch redelivered.
+type BatchHandler func(ctx context.Context, msgs []*Message) error
+
+// Middleware wraps a Handler, to add a cross-cutting concern such as
+// tracing or metrics. Middleware given first runs first (outermost).
+type Middleware func(next Handler) Handler

@@ -1,0 +1,188 @@
+package consumer
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	rmq "github.com/apache/rocketmq-client-go/v2/consumer"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+)
+
+// Option configures a Consumer in New.
+type Option func(*config)
+
+// StartPosition says where a group with no committed offset starts reading.
+// It has no effect once the group has committed offsets.
+type StartPosition struct {
+	where rmq.ConsumeFromWhere
+	at    time.Time
+}
+
+var (
+	// StartFromLatest starts at the end of each queue: only messages
+	// produced from now on are consumed. It is the default.
+	StartFromLatest = StartPosition{where: rmq.ConsumeFromLastOffset}
+	// StartFromEarliest starts at the oldest message the broker keeps.
+	StartFromEarliest = StartPosition{where: rmq.ConsumeFromFirstOffset}
+)
+
+// StartFromTime starts at the first message stored at or after t.
+func StartFromTime(t time.Time) StartPosition {
+	return StartPosition{where: rmq.ConsumeFromTimestamp, at: t}
+}
+
+type config struct {
+	nameServers    []string
+	credentials    *primitive.Credentials
+	namespace      string
+	instance       string
+	logger         *slog.Logger
+	start          StartPosition
+	maxRetries     int
+	prefetch       int
+	prefetchMiB    int
+	poolSize       int
+	handlerTimeout time.Duration
+	consumeTimeout time.Duration
+	middleware     []Middleware
+	clientOptions  []rmq.Option
+}
+
+func defaultConfig() config {
+	return config{
+		logger:         slog.Default(),
+		start:          StartFromLatest,
+		maxRetries:     16,
+		prefetch:       2048,
+		prefetchMiB:    128,
+		poolSize:       20,
+		consumeTimeout: 15 * time.Minute,
+	}
+}
+
+// WithNameServer sets the name server addresses ("host:port"). It is
+// required: without it the client would ask an HTTP endpoint on the
+// internet for them.
+func WithNameServer(addrs ...string) Option {
+	return func(c *config) { c.nameServers = append([]string(nil), addrs...) }
+}
+
+// WithCredentials sets the access key and secret key for a broker with ACL
+// enabled. The secret is never logged.
+func WithCredentials(accessKey, secretKey string) Option {
+	return func(c *config) {
+		c.credentials = &primitive.Credentials{AccessKey: accessKey, SecretKey: secretKey}
+	}
+}
+
+// WithNamespace prefixes topics and the group with a RocketMQ namespace.
+func WithNamespace(ns string) Option { return func(c *config) { c.namespace = ns } }
+
+// WithInstanceName sets the client instance name. By default every Consumer
+// gets a unique one, so that two consumers in one process never share a
+// client (and with it credentials, name servers or timeouts).
+func WithInstanceName(name string) Option { return func(c *config) { c.instance = name } }
+
+// WithLogger sets the logger for the consumer's own events (configuration
+// changes, stops, handler failures). The default is slog.Default(). Message
+// bodies are never logged.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) {
+		if l != nil {
+			c.logger = l
+		}
+	}
+}
+
+// WithStartPosition sets where a group with no committed offset starts. The
+// default is StartFromLatest.
+func WithStartPosition(p StartPosition) Option { return func(c *config) { c.start = p } }
+
+// WithMaxRetries sets how many times a failed message is redelivered before
+// it goes to the dead-letter queue, for subscriptions that do not set their
+// own. The default is 16, as in RocketMQ; 0 sends a failed message to the
+// dead-letter queue at once.
+func WithMaxRetries(n int) Option { return func(c *config) { c.maxRetries = n } }
+
+// WithPrefetch bounds the messages (n) and megabytes (mib) the client
+// buffers ahead of the handlers, across all subscriptions; it is the
+// back-pressure point. The defaults are 2048 messages and 128 MiB.
+// Memory used by a consumer is about this buffer plus what handlers hold.
+func WithPrefetch(n, mib int) Option {
+	return func(c *config) { c.prefetch, c.prefetchMiB = n, mib }
+}
+
+// WithDefaultPoolSize sets the pool size of subscriptions that do not set
+// their own. The default is 20.
+func WithDefaultPoolSize(n int) Option { return func(c *config) { c.poolSize = n } }
+
+// WithHandlerTimeout bounds each handler call: its context ends after d, and
+// a handler that returns because of it has the message redelivered. The
+// default, 0, sets no bound.
+func WithHandlerTimeout(d time.Duration) Option { return func(c *config) { c.handlerTimeout = d } }
+
+// WithClientConsumeTimeout sets the client's ConsumeTimeout (default 15
+// minutes), the age after which the client sends a message that is still
+// being consumed back to the broker. rmqkit renews the age of every message
+// it holds every third of this period, so a slow handler or a long wait for
+// a worker never causes that re-send. It also sets how often the client
+// looks for such messages.
+func WithClientConsumeTimeout(d time.Duration) Option {
+	return func(c *config) { c.consumeTimeout = d }
+}
+
+// WithMiddleware adds middleware around every subscription's handler.
+// Middleware given first runs first.
+func WithMiddleware(mw ...Middleware) Option {
+	return func(c *config) { c.middleware = append(c.middleware, mw...) }
+}
+
+// WithClientOptions passes options to the underlying rocketmq-client-go push
+// consumer, after rmqkit's own. Options that change concurrency
+// (ConsumeGoroutineNums, Limiter, ConsumeOrderly, ConsumerModel) would
+// undo rmqkit's guarantees; use them only if you know the client well.
+func WithClientOptions(opts ...rmq.Option) Option {
+	return func(c *config) { c.clientOptions = append(c.clientOptions, opts...) }
+}
+
+func (c *config) validate() error {
+	if len(c.nameServers) == 0 {
+		return fmt.Errorf("%w: name server: none set (use WithNameServer)", ErrInvalidOption)
+	}
+	for _, a := range c.nameServers {
+		if a == "" {
+			return fmt.Errorf("%w: name server: empty address", ErrInvalidOption)
+		}
+	}
+	if c.credentials != nil && (c.credentials.AccessKey == "" || c.credentials.SecretKey == "") {
+		return fmt.Errorf("%w: credentials: access key and secret key must both be set", ErrInvalidOption)
+	}
+	if c.maxRetries < 0 || c.maxRetries > maxRetriesLimit {
+		return fmt.Errorf("%w: max retries %d is outside [0, %d]", ErrInvalidOption, c.maxRetries, maxRetriesLimit)
+	}
+	if c.prefetch < 1 || c.prefetch > 65535 {
+		return fmt.Errorf("%w: prefetch messages %d is outside [1, 65535]", ErrInvalidOption, c.prefetch)
+	}
+	if c.prefetchMiB < 1 || c.prefetchMiB > 102400 {
+		return fmt.Errorf("%w: prefetch MiB %d is outside [1, 102400]", ErrInvalidOption, c.prefetchMiB)
+	}
+	if err := checkPoolSize(c.poolSize); err != nil {
+		return err
+	}
+	if c.handlerTimeout < 0 {
+		return fmt.Errorf("%w: handler timeout %v is negative", ErrInvalidOption, c.handlerTimeout)
+	}
+	if c.consumeTimeout < time.Second {
+		return fmt.Errorf("%w: client consume timeout %v is under 1s", ErrInvalidOption, c.consumeTimeout)
+	}
+	for i, mw := range c.middleware {
+		if mw == nil {
+			return fmt.Errorf("%w: middleware %d is nil", ErrInvalidOption, i)
+		}
+	}
+	return nil
+}
+
+// maxRetriesLimit is the broker's own ceiling on reconsume times.
+const maxRetriesLimit = 32

@@ -1,0 +1,198 @@
+package consumer
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	rmq "github.com/apache/rocketmq-client-go/v2/consumer"
+
+	"github.com/rmqkit/rmqkit/pool"
+)
+
+// Selector chooses which messages of a topic a subscription receives.
+type Selector struct {
+	sql  bool
+	expr string
+}
+
+// All selects every message of the topic.
+var All = Selector{expr: "*"}
+
+// Tags selects messages whose tag is one of tags ("a || b" in RocketMQ).
+func Tags(tags ...string) Selector { return Selector{expr: strings.Join(tags, " || ")} }
+
+// SQL selects messages whose properties match a SQL92 expression. The
+// broker must run with enablePropertyFilter=true.
+func SQL(expr string) Selector { return Selector{sql: true, expr: expr} }
+
+func (s Selector) String() string {
+	if s.sql {
+		return "sql:" + s.expr
+	}
+	return "tag:" + s.expr
+}
+
+func (s Selector) client() rmq.MessageSelector {
+	if s.sql {
+		return rmq.MessageSelector{Type: rmq.SQL92, Expression: s.expr}
+	}
+	return rmq.MessageSelector{Type: rmq.TAG, Expression: s.expr}
+}
+
+func (s Selector) validate() error {
+	e := strings.TrimSpace(s.expr)
+	if e == "" {
+		return fmt.Errorf("%w: selector: empty expression (use consumer.All)", ErrInvalidOption)
+	}
+	if s.sql {
+		return checkSQL(e)
+	}
+	for _, tag := range strings.Split(e, "||") {
+		if strings.TrimSpace(tag) == "" {
+			return fmt.Errorf("%w: selector %q: empty tag", ErrInvalidOption, s.expr)
+		}
+	}
+	return nil
+}
+
+// checkSQL catches the mistakes the broker would otherwise report only in
+// its own log, long after Start: unbalanced parentheses and quotes.
+func checkSQL(e string) error {
+	depth, quoted := 0, false
+	for _, r := range e {
+		switch {
+		case r == '\'':
+			quoted = !quoted
+		case quoted:
+		case r == '(':
+			depth++
+		case r == ')':
+			depth--
+			if depth < 0 {
+				return fmt.Errorf("%w: selector %q: unbalanced ')'", ErrInvalidOption, e)
+			}
+		}
+	}
+	if quoted {
+		return fmt.Errorf("%w: selector %q: unterminated string", ErrInvalidOption, e)
+	}
+	if depth != 0 {
+		return fmt.Errorf("%w: selector %q: unbalanced '('", ErrInvalidOption, e)
+	}
+	return nil
+}
+
+// SubscribeOption configures one subscription in Subscribe.
+type SubscribeOption func(*subConfig)
+
+type subConfig struct {
+	poolSize     int
+	pool         *pool.Pool
+	orderly      bool
+	maxRetries   *int
+	batch        BatchHandler
+	batchSize    int
+	suspend      time.Duration
+}
+
+// WithPoolSize sets the size of the subscription's own pool. The default is
+// the consumer's WithDefaultPoolSize.
+func WithPoolSize(n int) SubscribeOption { return func(s *subConfig) { s.poolSize = n } }
+
+// WithSharedPool runs the subscription on p, a pool the caller created and
+// may share between subscriptions; the consumer never closes it. Use it to
+// let low-priority topics share workers while important ones keep their own.
+func WithSharedPool(p *pool.Pool) SubscribeOption { return func(s *subConfig) { s.pool = p } }
+
+// WithOrderly hands the subscription's messages to the handler one at a
+// time per queue, in queue order. A failed message is retried in place after
+// suspend (default one second) and never skipped. All subscriptions of a
+// consumer must agree on ordering.
+func WithOrderly(suspend time.Duration) SubscribeOption {
+	return func(s *subConfig) {
+		s.orderly = true
+		if suspend > 0 {
+			s.suspend = suspend
+		}
+	}
+}
+
+// WithSubscriptionMaxRetries overrides the consumer's WithMaxRetries for
+// this subscription.
+func WithSubscriptionMaxRetries(n int) SubscribeOption {
+	return func(s *subConfig) { s.maxRetries = &n }
+}
+
+// WithBatch replaces the Handler by h, called with up to size messages of
+// the subscription at once.
+func WithBatch(size int, h BatchHandler) SubscribeOption {
+	return func(s *subConfig) { s.batch, s.batchSize = h, size }
+}
+
+var namePattern = regexp.MustCompile(`^[%|a-zA-Z0-9_-]+$`)
+
+// checkName applies the broker's rule for topic and group names.
+func checkName(what, name string, maxLen int) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: %s: empty", ErrInvalidOption, what)
+	case len(name) > maxLen:
+		return fmt.Errorf("%w: %s %q: longer than %d characters", ErrInvalidOption, what, name, maxLen)
+	case !namePattern.MatchString(name):
+		return fmt.Errorf("%w: %s %q: only letters, digits, '%%', '|', '_' and '-' are allowed", ErrInvalidOption, what, name)
+	}
+	return nil
+}
+
+func checkPoolSize(n int) error {
+	if n < 1 || n > pool.MaxSize {
+		return fmt.Errorf("%w: pool size %d is outside [1, %d]", ErrInvalidOption, n, pool.MaxSize)
+	}
+	return nil
+}
+
+// subscription is one topic's handler chain and counters.
+type subscription struct {
+	topic      string
+	selector   Selector
+	handler    Handler // with middleware applied
+	batch      BatchHandler
+	batchSize  int
+	pool       *pool.Pool
+	ownsPool   bool
+	orderly    bool
+	suspend    time.Duration
+	maxRetries int
+
+	received  atomic.Uint64
+	succeeded atomic.Uint64
+	failed    atomic.Uint64
+	abandoned atomic.Uint64
+	dlq       atomic.Uint64
+}
+
+// SubscriptionStats is a snapshot of one subscription's counters.
+type SubscriptionStats struct {
+	Topic        string
+	Pool         pool.Stats
+	Received     uint64 // messages handed to rmqkit by the client
+	Succeeded    uint64 // handled without error
+	Failed       uint64 // handler errors and panics (each is redelivered or dead-lettered)
+	Abandoned    uint64 // fetched but not handled because the consumer stopped; redelivered later
+	DeadLettered uint64 // failures past the retry limit, sent to the dead-letter queue
+}
+
+func (s *subscription) stats() SubscriptionStats {
+	return SubscriptionStats{
+		Topic:        s.topic,
+		Pool:         s.pool.Stats(),
+		Received:     s.received.Load(),
+		Succeeded:    s.succeeded.Load(),
+		Failed:       s.failed.Load(),
+		Abandoned:    s.abandoned.Load(),
+		DeadLettered: s.dlq.Load(),
+	}
+}

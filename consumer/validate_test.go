@@ -1,0 +1,137 @@
+package consumer_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/rmqkit/rmqkit/consumer"
+	"github.com/rmqkit/rmqkit/pool"
+)
+
+func noop(context.Context, *consumer.Message) error { return nil }
+
+func TestNewRejectsBadArgumentsNamingThem(t *testing.T) {
+	ns := consumer.WithNameServer("127.0.0.1:9876")
+	tests := []struct {
+		name  string
+		group string
+		opts  []consumer.Option
+		want  string
+	}{
+		{"empty group", "", []consumer.Option{ns}, "group: empty"},
+		{"group with a space", "my group", []consumer.Option{ns}, `group "my group"`},
+		{"group too long", strings.Repeat("g", 256), []consumer.Option{ns}, "longer than 255"},
+		{"no name server", "g", nil, "name server"},
+		{"empty name server", "g", []consumer.Option{consumer.WithNameServer("")}, "name server"},
+		{"half credentials", "g", []consumer.Option{ns, consumer.WithCredentials("ak", "")}, "credentials"},
+		{"negative retries", "g", []consumer.Option{ns, consumer.WithMaxRetries(-1)}, "max retries"},
+		{"absurd retries", "g", []consumer.Option{ns, consumer.WithMaxRetries(1000)}, "max retries"},
+		{"zero prefetch", "g", []consumer.Option{ns, consumer.WithPrefetch(0, 10)}, "prefetch messages"},
+		{"zero prefetch MiB", "g", []consumer.Option{ns, consumer.WithPrefetch(10, 0)}, "prefetch MiB"},
+		{"zero pool", "g", []consumer.Option{ns, consumer.WithDefaultPoolSize(0)}, "pool size"},
+		{"negative handler timeout", "g", []consumer.Option{ns, consumer.WithHandlerTimeout(-1)}, "handler timeout"},
+		{"tiny consume timeout", "g", []consumer.Option{ns, consumer.WithClientConsumeTimeout(1)}, "consume timeout"},
+		{"nil middleware", "g", []consumer.Option{ns, consumer.WithMiddleware(nil)}, "middleware 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := consumer.New(tt.group, tt.opts...)
+			if !errors.Is(err, consumer.ErrInvalidOption) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("New = %v, want ErrInvalidOption naming %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestSubscribeRejectsBadArgumentsNamingThem(t *testing.T) {
+	tests := []struct {
+		name  string
+		topic string
+		sel   consumer.Selector
+		h     consumer.Handler
+		opts  []consumer.SubscribeOption
+		want  error
+		msg   string
+	}{
+		{"empty topic", "", consumer.All, noop, nil, consumer.ErrInvalidOption, "topic: empty"},
+		{"topic with a dot", "a.b", consumer.All, noop, nil, consumer.ErrInvalidOption, `topic "a.b"`},
+		{"topic too long", strings.Repeat("t", 128), consumer.All, noop, nil, consumer.ErrInvalidOption, "longer than 127"},
+		{"nil handler", "t", consumer.All, nil, nil, consumer.ErrInvalidOption, "handler is nil"},
+		{"empty selector", "t", consumer.Tags(), noop, nil, consumer.ErrInvalidOption, "selector"},
+		{"empty tag", "t", consumer.Tags("a", ""), noop, nil, consumer.ErrInvalidOption, "empty tag"},
+		{"unbalanced sql", "t", consumer.SQL("(a > 1"), noop, nil, consumer.ErrInvalidOption, "unbalanced"},
+		{"unterminated sql string", "t", consumer.SQL("a = 'x"), noop, nil, consumer.ErrInvalidOption, "unterminated"},
+		{"zero pool", "t", consumer.All, noop, []consumer.SubscribeOption{consumer.WithPoolSize(0)}, consumer.ErrInvalidOption, "pool size 0"},
+		{"huge pool", "t", consumer.All, noop, []consumer.SubscribeOption{consumer.WithPoolSize(pool.MaxSize + 1)}, consumer.ErrInvalidOption, "pool size"},
+		{"bad batch size", "t", consumer.All, nil, []consumer.SubscribeOption{consumer.WithBatch(0, func(context.Context, []*consumer.Message) error { return nil })}, consumer.ErrInvalidOption, "batch size"},
+		{"negative retries", "t", consumer.All, noop, []consumer.SubscribeOption{consumer.WithSubscriptionMaxRetries(-2)}, consumer.ErrInvalidOption, "max retries"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newUnstarted(t)
+			err := c.Subscribe(tt.topic, tt.sel, tt.h, tt.opts...)
+			if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.msg) {
+				t.Fatalf("Subscribe = %v, want %v naming %q", err, tt.want, tt.msg)
+			}
+		})
+	}
+}
+
+func newUnstarted(t *testing.T) *consumer.Consumer {
+	t.Helper()
+	c, err := consumer.New("g", consumer.WithNameServer("127.0.0.1:1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	return c
+}
+
+func TestSubscribeRejectsDuplicatesAndMixedOrdering(t *testing.T) {
+	c := newUnstarted(t)
+	if err := c.Subscribe("a", consumer.All, noop); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Subscribe("a", consumer.All, noop); !errors.Is(err, consumer.ErrDuplicateSubscription) {
+		t.Fatalf("second Subscribe(a) = %v, want ErrDuplicateSubscription", err)
+	}
+	if err := c.Subscribe("b", consumer.All, noop, consumer.WithOrderly(0)); !errors.Is(err, consumer.ErrMixedOrdering) {
+		t.Fatalf("orderly beside concurrent = %v, want ErrMixedOrdering", err)
+	}
+}
+
+func TestSetPoolSizeRejectsBadValuesAndKeepsTheOldSize(t *testing.T) {
+	c := newUnstarted(t)
+	if err := c.Subscribe("a", consumer.All, noop, consumer.WithPoolSize(7)); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{0, -1, pool.MaxSize + 1} {
+		if err := c.SetPoolSize("a", n); !errors.Is(err, consumer.ErrInvalidOption) {
+			t.Errorf("SetPoolSize(a, %d) = %v, want ErrInvalidOption", n, err)
+		}
+	}
+	if err := c.SetPoolSize("nope", 3); !errors.Is(err, consumer.ErrUnknownSubscription) {
+		t.Errorf("SetPoolSize(nope) = %v, want ErrUnknownSubscription", err)
+	}
+	if got := c.Stats()[0].Pool.Capacity; got != 7 {
+		t.Fatalf("capacity = %d after rejected resizes, want 7", got)
+	}
+	if err := c.SetPoolSize("a", 3); err != nil || c.Stats()[0].Pool.Capacity != 3 {
+		t.Fatalf("SetPoolSize(a, 3) = %v, capacity %d", err, c.Stats()[0].Pool.Capacity)
+	}
+}
+
+func TestStartWithoutSubscriptionsFailsAndStopIsSafe(t *testing.T) {
+	c := newUnstarted(t)
+	if err := c.Start(context.Background()); !errors.Is(err, consumer.ErrInvalidOption) {
+		t.Fatalf("Start = %v, want ErrInvalidOption", err)
+	}
+	if err := c.Stop(context.Background()); err != nil {
+		t.Fatalf("Stop = %v", err)
+	}
+	if err := c.Stop(context.Background()); err != nil {
+		t.Fatalf("second Stop = %v", err)
+	}
+}
