@@ -89,13 +89,13 @@ func checkSQL(e string) error {
 type SubscribeOption func(*subConfig)
 
 type subConfig struct {
-	poolSize     int
-	pool         *pool.Pool
-	orderly      bool
-	maxRetries   *int
-	batch        BatchHandler
-	batchSize    int
-	suspend      time.Duration
+	poolSize   int
+	pool       *pool.Pool
+	orderly    bool
+	maxRetries *int
+	batch      BatchHandler
+	batchSize  int
+	suspend    time.Duration
 }
 
 // WithPoolSize sets the size of the subscription's own pool. The default is
