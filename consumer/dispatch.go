@@ -110,11 +110,13 @@ type delivery struct {
 
 func (c *Consumer) handle(s *subscription, exts []*primitive.MessageExt) outcome {
 	s.received.Add(uint64(len(exts)))
+	now := time.Now()
 	d := &delivery{c: c, s: s}
 	if s.batch != nil {
 		d.msgs = make([]*Message, len(exts))
 		for i, e := range exts {
 			d.msgs[i] = newMessage(c.group, e)
+			d.msgs[i].received = now
 		}
 		return d.do(len(exts))
 	}
@@ -125,6 +127,7 @@ func (c *Consumer) handle(s *subscription, exts []*primitive.MessageExt) outcome
 			d = &delivery{c: c, s: s}
 		}
 		d.msg = *newMessage(c.group, e)
+		d.msg.received = now
 		result = max(result, d.do(1))
 	}
 	return result
@@ -132,6 +135,7 @@ func (c *Consumer) handle(s *subscription, exts []*primitive.MessageExt) outcome
 
 func (d *delivery) do(n int) outcome {
 	s := d.s
+	d.setTimes(time.Now(), time.Time{}) // rate limits go here (admitted)
 	err := s.pool.Do(d.c.admit, d.run)
 	if !d.ran {
 		// Stop began before a worker was free.
@@ -162,6 +166,7 @@ func (d *delivery) run(context.Context) error {
 	c.active.Add(1)
 	defer c.active.Add(-1)
 	d.ran = true
+	d.setTimes(time.Time{}, time.Now())
 	if c.admit.Err() != nil {
 		return errAbandon
 	}
@@ -186,6 +191,25 @@ func (d *delivery) run(context.Context) error {
 }
 
 func safeBatch(ctx context.Context, h BatchHandler, msgs []*Message) error { return h(ctx, msgs) }
+
+// setTimes records the admitted and started times; zero values are left.
+func (d *delivery) setTimes(admitted, started time.Time) {
+	set := func(m *Message) {
+		if !admitted.IsZero() {
+			m.admitted = admitted
+		}
+		if !started.IsZero() {
+			m.started = started
+		}
+	}
+	if d.msgs != nil {
+		for _, m := range d.msgs {
+			set(m)
+		}
+		return
+	}
+	set(&d.msg)
+}
 
 func (d *delivery) id() string {
 	if d.msgs != nil {

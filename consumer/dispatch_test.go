@@ -277,3 +277,24 @@ func BenchmarkDispatch(b *testing.B) {
 		}
 	}
 }
+
+func TestWaitsReportTimeSpentWaitingForAWorker(t *testing.T) {
+	release := make(chan struct{})
+	var second *Message
+	c := running(t, func(_ context.Context, m *Message) error {
+		if m.ID == "first" {
+			<-release
+		} else {
+			second = m
+		}
+		return nil
+	}, nil, WithPoolSize(1))
+	go func() { ctx, _ := concurrentCtx(); _, _ = c.consume(ctx, ext("first", 0)) }()
+	time.Sleep(20 * time.Millisecond)
+	go func() { time.Sleep(100 * time.Millisecond); close(release) }()
+	ctx, _ := concurrentCtx()
+	_, _ = c.consume(ctx, ext("second", 0))
+	if _, poolWait := second.Waits(); poolWait < 80*time.Millisecond {
+		t.Fatalf("pool wait = %v, want about 100ms", poolWait)
+	}
+}

@@ -25,6 +25,19 @@ type Message struct {
 	StoredAt       time.Time // when the broker stored it
 
 	ext *primitive.MessageExt
+	// When rmqkit received the message from the client, when it passed the
+	// rate limits, and when a worker started its handler.
+	received, admitted, started time.Time
+}
+
+// Waits reports how long the message waited inside rmqkit before its
+// handler started: for the rate limits (throttle) and then for a worker of
+// its pool. Instrumentation records these on the message's span.
+func (m *Message) Waits() (throttle, pool time.Duration) {
+	if m.received.IsZero() || m.started.IsZero() {
+		return 0, 0
+	}
+	return m.admitted.Sub(m.received), m.started.Sub(m.admitted)
 }
 
 func newMessage(group string, ext *primitive.MessageExt) *Message {
