@@ -81,12 +81,12 @@ func (p *Producer) Send(topic string, msgs ...Msg) {
 	}
 }
 
-func (p *Producer) sendOne(m *primitive.Message) error {
+func (p *Producer) sendOne(m ...*primitive.Message) error {
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		var res *primitive.SendResult
-		res, err = p.p.SendSync(ctx, m)
+		res, err = p.p.SendSync(ctx, m...)
 		cancel()
 		if err == nil && res.Status == primitive.SendOK {
 			return nil
@@ -100,26 +100,44 @@ func (p *Producer) sendOne(m *primitive.Message) error {
 }
 
 // Produce sends n messages with ids "<prefix>-0" ... and returns the ids.
-// It sends from several goroutines; order across messages is not kept.
+// It sends batches from several goroutines; order across messages is not
+// kept.
 func (p *Producer) Produce(topic, prefix string, n int) []string {
+	p.t.Helper()
+	return p.ProduceSized(topic, prefix, n, 0)
+}
+
+// ProduceSized is Produce with bodies of size bytes (0: the id itself).
+func (p *Producer) ProduceSized(topic, prefix string, n, size int) []string {
 	p.t.Helper()
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = prefix + "-" + strconv.Itoa(i)
 	}
-	const workers = 8
+	const workers, batch = 8, 32
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
 	for w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := w; i < n; i += workers {
-				pm := primitive.NewMessage(topic, []byte(ids[i]))
-				pm.WithProperty(IDProperty, ids[i])
-				pm.WithKeys([]string{ids[i]})
-				if err := p.sendOne(pm); err != nil {
-					errs <- fmt.Errorf("send %s: %w", ids[i], err)
+			// Worker w sends batches w, w+workers, ...
+			for start := w * batch; start < n; start += workers * batch {
+				end := min(start+batch, n)
+				msgs := make([]*primitive.Message, 0, end-start)
+				for _, id := range ids[start:end] {
+					body := []byte(id)
+					if size > 0 {
+						body = make([]byte, size)
+						copy(body, id)
+					}
+					pm := primitive.NewMessage(topic, body)
+					pm.WithProperty(IDProperty, id)
+					pm.WithKeys([]string{id})
+					msgs = append(msgs, pm)
+				}
+				if err := p.sendOne(msgs...); err != nil {
+					errs <- fmt.Errorf("send %s..%s: %w", ids[start], ids[end-1], err)
 					return
 				}
 			}

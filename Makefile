@@ -1,0 +1,41 @@
+# rmqkit: make demo, make test, make bench. See README.md.
+SHELL := /bin/bash
+GO    ?= go
+# Integration tests run in parallel on their own topics and groups.
+PARALLEL ?= 16
+CLUSTERS := scripts/with-cluster.sh --clusters 2 --auth --
+
+.PHONY: test check vet unit integration demo bench soak clean-cluster
+
+## test: start the clusters if needed, vet, race-test, integration-test, stop what was started
+test:
+	@$(CLUSTERS) $(MAKE) --no-print-directory check
+
+check: vet unit integration
+
+vet:
+	$(GO) vet ./...
+	$(GO) vet -tags integration ./...
+
+# Unit tests and fuzz seed corpora, with the race detector.
+unit:
+	$(GO) test -race -count=1 ./...
+
+# Tests against the real brokers. They run without -race: rocketmq-client-go
+# itself has data races (Shutdown, orderly takeMessages, cleanExpiredMsg) that
+# the detector reports in every test that starts a client; rmqkit's own
+# concurrency is race-tested in `unit` with the client faked.
+integration:
+	$(GO) test -tags integration -count=1 -parallel $(PARALLEL) -timeout 14m ./...
+
+## demo: start a cluster and run examples/quickstart
+demo:
+	@scripts/with-cluster.sh -- $(GO) run ./examples/quickstart
+
+## bench: benchmarks on the real broker (rmqkit beside the plain client)
+bench:
+	@scripts/with-cluster.sh --clusters 2 -- $(GO) test -tags integration -run '^$$' -bench . -benchtime 1x -count 3 -timeout 30m ./...
+
+## soak: long runs kept out of make test
+soak:
+	@scripts/with-cluster.sh -- $(GO) test -tags 'integration soak' -count=1 -run Soak -timeout 40m -v ./...
