@@ -1,0 +1,328 @@
+package rmqotel
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/semconv/v1.43.0/messagingconv"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/rmqkit/rmqkit/consumer"
+)
+
+// Middleware returns consumer middleware that traces and measures every
+// message handed to a handler. Give it to consumer.WithMiddleware; placed
+// first, its span and duration cover the other middleware too.
+//
+// For each message it starts a span "process <topic>" of kind CONSUMER when
+// the handler is about to run (time spent waiting for the rate limits and a
+// worker is recorded on it, not inside it), linked to the producer's span
+// found in the message properties, or child of it with
+// WithParentFromMessage. Baggage found there is put in the handler's context
+// in both cases. A handler error sets error.type and the span status; a
+// panic is recorded as error.type "panic" and goes on to the consumer, which
+// recovers it.
+//
+// It records messaging.process.duration, messaging.client.consumed.messages
+// (with rmqkit.outcome), rmqkit.throttle.wait.duration and
+// rmqkit.pool.wait.duration. Options read: WithTracerProvider,
+// WithMeterProvider, WithPropagators, WithParentFromMessage,
+// WithConsumptionModel, WithNamespace.
+//
+// Batch handlers (consumer.WithBatch) run without middleware and so are not
+// instrumented.
+func Middleware(opts ...Option) consumer.Middleware {
+	cfg := newConfig(opts)
+	traceOff, metricsOff := cfg.tracingOff(), cfg.metricsOff()
+	if traceOff && metricsOff {
+		return func(next consumer.Handler) consumer.Handler { return next }
+	}
+	p := &processor{
+		prop:    cfg.prop,
+		parent:  cfg.parent,
+		waits:   cfg.waits,
+		dests:   newCache[destKey, *dest](),
+		globals: cfg.globalDefaults(),
+	}
+	p.common = []attribute.KeyValue{
+		semconv.MessagingSystemRocketMQ,
+		semconv.MessagingOperationName("process"),
+		semconv.MessagingOperationTypeProcess,
+		semconv.MessagingRocketMQConsumptionModelKey.String(string(cfg.model)),
+	}
+	if cfg.namespace != "" {
+		p.common = append(p.common, semconv.MessagingRocketMQNamespace(cfg.namespace))
+	}
+	if !traceOff {
+		p.tracer = cfg.tracer()
+	}
+	p.newInstruments(cfg.meter())
+	return func(next consumer.Handler) consumer.Handler {
+		return func(ctx context.Context, msg *consumer.Message) error {
+			return p.handle(ctx, msg, next)
+		}
+	}
+}
+
+// processor holds what Middleware needs per message.
+type processor struct {
+	tracer trace.Tracer // nil when tracing is off
+	prop   propagation.TextMapPropagator
+	parent bool
+	waits  func(*consumer.Message) (throttle, pool time.Duration)
+	common []attribute.KeyValue // on every span, before the destination's
+	// globals short-cut the work while the global defaults are unset.
+	globals globalDefaults
+
+	duration     messagingconv.ProcessDuration
+	consumed     messagingconv.ClientConsumedMessages
+	throttleWait metric.Float64Histogram
+	poolWait     metric.Float64Histogram
+
+	dests *cache[destKey, *dest]
+}
+
+type destKey struct{ group, topic string }
+
+// dest is what is the same for every message of one group and topic, built
+// once so that the hot path allocates no attribute sets.
+type dest struct {
+	spanName  string
+	startOpts []trace.SpanStartOption
+	metric    []attribute.KeyValue // system, operation, group, topic
+	succeeded []metric.AddOption
+	failed    []metric.AddOption
+	okRecord  []metric.RecordOption // duration of a success, and waits
+}
+
+func (p *processor) dest(group, topic string) *dest {
+	return p.dests.get(destKey{group, topic}, func() *dest {
+		attrs := []attribute.KeyValue{
+			semconv.MessagingSystemRocketMQ,
+			semconv.MessagingOperationName("process"),
+			semconv.MessagingDestinationName(topic),
+		}
+		if group != "" {
+			attrs = append(attrs, semconv.MessagingConsumerGroupName(group))
+		}
+		span := append(append([]attribute.KeyValue(nil), p.common...), attrs[2:]...)
+		d := &dest{
+			spanName: "process " + topic,
+			startOpts: []trace.SpanStartOption{
+				trace.WithSpanKind(trace.SpanKindConsumer),
+				trace.WithAttributes(span...),
+			},
+			metric: attrs,
+		}
+		set := attribute.NewSet(attrs...)
+		d.okRecord = []metric.RecordOption{metric.WithAttributeSet(set)}
+		d.succeeded = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(append(attrs[:len(attrs):len(attrs)], outcomeSuccess)...))}
+		d.failed = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(append(attrs[:len(attrs):len(attrs)], outcomeFailure)...))}
+		return d
+	})
+}
+
+func (p *processor) handle(ctx context.Context, msg *consumer.Message, next consumer.Handler) error {
+	tracing := p.tracer != nil && p.globals.tracing()
+	measuring := p.measuring(ctx)
+	if !tracing && !measuring {
+		if p.globals.propagating() {
+			ctx = p.contextOnly(ctx, msg)
+		}
+		return next(ctx, msg)
+	}
+	d := p.dest(msg.Group, msg.Topic)
+	start := time.Now()
+	throttle, pool := p.waits(msg)
+	var span trace.Span
+	if tracing {
+		ctx, span = p.startSpan(ctx, msg, d, start, throttle, pool)
+	} else if p.globals.propagating() {
+		ctx = p.contextOnly(ctx, msg)
+	}
+	done := false
+	defer func() {
+		if !done { // the handler panicked; the consumer recovers it
+			p.finish(ctx, d, span, start, throttle, pool, errPanic)
+		}
+	}()
+	err := next(ctx, msg)
+	done = true
+	p.finish(ctx, d, span, start, throttle, pool, err)
+	return err
+}
+
+func (p *processor) measuring(ctx context.Context) bool {
+	return p.duration.Enabled(ctx) || p.consumed.Enabled(ctx) || p.throttleWait.Enabled(ctx) || p.poolWait.Enabled(ctx)
+}
+
+// contextOnly gives the handler what the message carries when no span is
+// recorded: its baggage, and with WithParentFromMessage the producer's span
+// context, as a non-recording parent would.
+func (p *processor) contextOnly(ctx context.Context, msg *consumer.Message) context.Context {
+	remote := p.prop.Extract(ctx, messageCarrier{msg: msg, prop: p.prop})
+	if p.parent {
+		return remote
+	}
+	if bag := baggage.FromContext(remote); bag.Len() > 0 {
+		return baggage.ContextWithBaggage(ctx, bag)
+	}
+	return ctx
+}
+
+func (p *processor) startSpan(ctx context.Context, msg *consumer.Message, d *dest, start time.Time, throttle, pool time.Duration) (context.Context, trace.Span) {
+	remote := p.prop.Extract(ctx, messageCarrier{msg: msg, prop: p.prop})
+	opts := d.startOpts
+	startCtx := remote
+	if !p.parent {
+		startCtx = ctx
+		if bag := baggage.FromContext(remote); bag.Len() > 0 {
+			startCtx = baggage.ContextWithBaggage(ctx, bag)
+		}
+		if sc := trace.SpanContextFromContext(remote); sc.IsValid() {
+			opts = append(opts[:len(opts):len(opts)], trace.WithLinks(trace.Link{SpanContext: sc}))
+		}
+	}
+	ctx, span := p.tracer.Start(startCtx, d.spanName, opts...)
+	if !span.IsRecording() {
+		return ctx, span
+	}
+	attrs := make([]attribute.KeyValue, 0, 9)
+	attrs = append(attrs, semconv.MessagingDestinationPartitionID(strconv.Itoa(msg.QueueID)))
+	if msg.ID != "" {
+		attrs = append(attrs, semconv.MessagingMessageID(msg.ID))
+	}
+	if msg.Tag != "" {
+		attrs = append(attrs, semconv.MessagingRocketMQMessageTag(msg.Tag))
+	}
+	if keys := splitKeys(msg.Keys); len(keys) > 0 {
+		attrs = append(attrs, semconv.MessagingRocketMQMessageKeys(keys...))
+	}
+	attrs = append(attrs, ReconsumeCountKey.Int(msg.ReconsumeCount),
+		ThrottleWaitKey.Float64(ms(throttle)), PoolWaitKey.Float64(ms(pool)))
+	span.SetAttributes(attrs...)
+	if wait := throttle + pool; wait > 0 {
+		// The event marks when rmqkit received the message; the span itself
+		// starts with the handler, so that its length is the processing time.
+		span.AddEvent(WaitEventName, trace.WithTimestamp(start.Add(-wait)), trace.WithAttributes(attrs[len(attrs)-2:]...))
+	}
+	return ctx, span
+}
+
+func (p *processor) finish(ctx context.Context, d *dest, span trace.Span, start time.Time, throttle, pool time.Duration, err error) {
+	elapsed := time.Since(start).Seconds()
+	var errType attribute.KeyValue
+	if err != nil {
+		errType = errorType(err)
+	}
+	if span != nil {
+		if err != nil {
+			span.SetAttributes(errType)
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}
+	if p.duration.Enabled(ctx) {
+		if err == nil {
+			p.duration.Inst().Record(ctx, elapsed, d.okRecord...)
+		} else {
+			attrs := append(d.metric[:len(d.metric):len(d.metric)], errType)
+			p.duration.Inst().Record(ctx, elapsed, metric.WithAttributes(attrs...))
+		}
+	}
+	if p.consumed.Enabled(ctx) {
+		if err == nil {
+			p.consumed.Inst().Add(ctx, 1, d.succeeded...)
+		} else {
+			p.consumed.Inst().Add(ctx, 1, d.failed...)
+		}
+	}
+	if p.throttleWait.Enabled(ctx) {
+		p.throttleWait.Record(ctx, throttle.Seconds(), d.okRecord...)
+	}
+	if p.poolWait.Enabled(ctx) {
+		p.poolWait.Record(ctx, pool.Seconds(), d.okRecord...)
+	}
+}
+
+// splitKeys splits keys the way RocketMQ joins them (by spaces).
+func splitKeys(keys string) []string { return strings.Fields(keys) }
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// processBuckets are the bucket boundaries the messaging conventions advise
+// for duration histograms, in seconds.
+var processBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
+
+// waitBuckets reach further down, for waits that are usually near zero, and
+// further up, for a pool that is saturated.
+var waitBuckets = []float64{0, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
+
+func (p *processor) newInstruments(m metric.Meter) {
+	var err error
+	if p.duration, err = messagingconv.NewProcessDuration(m, metric.WithExplicitBucketBoundaries(processBuckets...)); err != nil {
+		otel.Handle(err)
+	}
+	if p.consumed, err = messagingconv.NewClientConsumedMessages(m); err != nil {
+		otel.Handle(err)
+	}
+	p.throttleWait, err = m.Float64Histogram("rmqkit.throttle.wait.duration",
+		metric.WithUnit("s"),
+		metric.WithDescription("Time a message waited for its subscription's rate limits before its handler started."),
+		metric.WithExplicitBucketBoundaries(waitBuckets...))
+	if err != nil {
+		otel.Handle(err)
+	}
+	p.poolWait, err = m.Float64Histogram("rmqkit.pool.wait.duration",
+		metric.WithUnit("s"),
+		metric.WithDescription("Time a message waited for a worker of its pool before its handler started."),
+		metric.WithExplicitBucketBoundaries(waitBuckets...))
+	if err != nil {
+		otel.Handle(err)
+	}
+}
+
+// cache maps keys to values built once, read without locks: the map is
+// replaced, never changed, when a key is added.
+type cache[K comparable, V any] struct {
+	mu sync.Mutex
+	m  atomic.Pointer[map[K]V]
+}
+
+func newCache[K comparable, V any]() *cache[K, V] {
+	c := &cache[K, V]{}
+	m := map[K]V{}
+	c.m.Store(&m)
+	return c
+}
+
+func (c *cache[K, V]) get(k K, build func() V) V {
+	if v, ok := (*c.m.Load())[k]; ok {
+		return v
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := *c.m.Load()
+	if v, ok := old[k]; ok {
+		return v
+	}
+	v := build()
+	m := make(map[K]V, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	m[k] = v
+	c.m.Store(&m)
+	return v
+}
