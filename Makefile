@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO    ?= go
 # Integration tests run in parallel on their own topics and groups.
 PARALLEL ?= 16
-CLUSTERS := scripts/with-cluster.sh --clusters 2 --auth --
+CLUSTERS := scripts/with-cluster.sh --clusters 2 --auth --fault --
 
 .PHONY: test check vet unit integration demo bench soak clean-cluster
 
