@@ -29,13 +29,17 @@ type Producer struct {
 // test.
 func (c *Cluster) NewProducer(t testing.TB) *Producer {
 	t.Helper()
-	p, err := producer.NewDefaultProducer(
+	opts := []producer.Option{
 		producer.WithNsResolver(primitive.NewPassthroughResolver([]string{c.NameServer})),
 		producer.WithGroupName(Name(t, "P")),
 		producer.WithInstanceName(Name(t, "pi")),
 		producer.WithRetry(2),
-		producer.WithSendMsgTimeout(10*time.Second),
-	)
+		producer.WithSendMsgTimeout(10 * time.Second),
+	}
+	if cr := c.Credentials(); cr != nil {
+		opts = append(opts, producer.WithCredentials(*cr))
+	}
+	p, err := producer.NewDefaultProducer(opts...)
 	if err != nil {
 		t.Fatalf("producer: %v", err)
 	}

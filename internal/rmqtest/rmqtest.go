@@ -13,7 +13,10 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -27,6 +30,17 @@ type Cluster struct {
 	NameServer string // host:port of the name server
 	Broker     string // host:port of the master broker
 	Name       string // cluster name, for admin commands
+	ID         string // the cluster's name in scripts/rocketmq.sh: a, b, auth, fault
+	AccessKey  string // credentials, for the auth cluster
+	SecretKey  string
+}
+
+// Credentials returns the cluster's credentials for the client, or nil.
+func (c *Cluster) Credentials() *primitive.Credentials {
+	if c.AccessKey == "" {
+		return nil
+	}
+	return &primitive.Credentials{AccessKey: c.AccessKey, SecretKey: c.SecretKey}
 }
 
 // ClusterA returns the default cluster (RMQKIT_NAMESRV, default
@@ -37,6 +51,7 @@ func ClusterA(t testing.TB) *Cluster {
 		NameServer: env("RMQKIT_NAMESRV", "127.0.0.1:9876"),
 		Broker:     env("RMQKIT_BROKER", "127.0.0.1:10911"),
 		Name:       "RmqkitA",
+		ID:         "a",
 	}, "scripts/rocketmq.sh up")
 }
 
@@ -48,7 +63,47 @@ func ClusterB(t testing.TB) *Cluster {
 		NameServer: env("RMQKIT_NAMESRV_B", "127.0.0.1:19876"),
 		Broker:     env("RMQKIT_BROKER_B", "127.0.0.1:20911"),
 		Name:       "RmqkitB",
+		ID:         "b",
 	}, "scripts/rocketmq.sh up --clusters 2")
+}
+
+// ClusterAuth returns the cluster with authentication on
+// (scripts/rocketmq.sh up --auth) and its super user's credentials.
+func ClusterAuth(t testing.TB) *Cluster {
+	t.Helper()
+	return connect(t, &Cluster{
+		NameServer: env("RMQKIT_AUTH_NAMESRV", "127.0.0.1:29876"),
+		Broker:     env("RMQKIT_AUTH_BROKER", "127.0.0.1:30911"),
+		Name:       "RmqkitAuth",
+		ID:         "auth",
+		AccessKey:  env("RMQKIT_ACCESS_KEY", "rmqkit-ak"),
+		SecretKey:  env("RMQKIT_SECRET_KEY", "rmqkit-sk-12345678"),
+	}, "scripts/rocketmq.sh up --auth")
+}
+
+// ClusterFault returns the cluster that fault tests may kill and restart
+// (scripts/rocketmq.sh up --fault). Tests using it must not run in
+// parallel with each other.
+func ClusterFault(t testing.TB) *Cluster {
+	t.Helper()
+	return connect(t, &Cluster{
+		NameServer: env("RMQKIT_FAULT_NAMESRV", "127.0.0.1:39876"),
+		Broker:     env("RMQKIT_FAULT_BROKER", "127.0.0.1:40911"),
+		Name:       "RmqkitFault",
+		ID:         "fault",
+	}, "scripts/rocketmq.sh up --fault")
+}
+
+// Script runs scripts/rocketmq.sh with args (for example "kill-broker",
+// "fault", "--signal", "KILL") and fails the test if it fails.
+func Script(t testing.TB, args ...string) {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	script := filepath.Join(filepath.Dir(file), "..", "..", "scripts", "rocketmq.sh")
+	out, err := exec.Command("bash", append([]string{script}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("rocketmq.sh %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
 }
 
 func env(key, def string) string {
@@ -114,7 +169,11 @@ func (c *Cluster) NewTopic(t testing.TB, opts ...TopicOption) string {
 	topic := Name(t, "T")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	adm, err := admin.NewAdmin(admin.WithResolver(primitive.NewPassthroughResolver([]string{c.NameServer})))
+	aopts := []admin.AdminOption{admin.WithResolver(primitive.NewPassthroughResolver([]string{c.NameServer}))}
+	if cr := c.Credentials(); cr != nil {
+		aopts = append(aopts, admin.WithCredentials(*cr))
+	}
+	adm, err := admin.NewAdmin(aopts...)
 	if err != nil {
 		t.Fatalf("admin: %v", err)
 	}
