@@ -16,6 +16,7 @@ import (
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 
 	"github.com/rmqkit/rmqkit/pool"
+	"github.com/rmqkit/rmqkit/throttle"
 )
 
 type state int
@@ -53,6 +54,10 @@ type Consumer struct {
 	callbacks atomic.Int64 // client callbacks inside rmqkit
 	inflight  inflight
 	renewDone chan struct{}
+
+	// glim is the consumer's own rate limit, per instance or a share of
+	// the group's quota (quota.go).
+	glim groupLimit
 }
 
 // pushClient is the part of the client's (unexported) push consumer type
@@ -91,6 +96,9 @@ func New(group string, opts ...Option) (*Consumer, error) {
 	c.admit, c.stopAdmit = context.WithCancel(context.Background())
 	c.handlerCtx, c.stopHandler = context.WithCancel(context.Background())
 	c.inflight.m = make(map[*primitive.MessageExt]struct{})
+	if err := c.glim.init(cfg.groupLimit, cfg.groupQuota); err != nil {
+		return nil, fmt.Errorf("%w: group limit: %w", ErrInvalidOption, err)
+	}
 	return c, nil
 }
 
@@ -136,6 +144,10 @@ func (c *Consumer) Subscribe(topic string, sel Selector, h Handler, opts ...Subs
 			return fmt.Errorf("topic %q: %w", topic, err)
 		}
 	}
+	limiter, err := throttle.New(sc.rate)
+	if err != nil {
+		return fmt.Errorf("%w: topic %q: rate: %w", ErrInvalidOption, topic, err)
+	}
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -160,6 +172,7 @@ func (c *Consumer) Subscribe(topic string, sel Selector, h Handler, opts ...Subs
 		orderly:    sc.orderly,
 		suspend:    sc.suspend,
 		maxRetries: maxRetries,
+		limiter:    limiter,
 	}
 	if h != nil {
 		s.handler = chain(h, c.cfg.middleware)
@@ -201,6 +214,18 @@ func (c *Consumer) Start(ctx context.Context) error {
 	if len(c.subs) == 0 {
 		return fmt.Errorf("%w: no subscriptions (call Subscribe before Start)", ErrInvalidOption)
 	}
+	if c.glim.counter == nil {
+		c.glim.counter = newAdminCounter(c.cfg)
+	}
+	if c.glim.quotaMode() {
+		// Count before the client registers, so that the first messages
+		// already see this instance's share.
+		c.recountInstances(ctx)
+	}
+	if err := c.checkAccess(ctx); err != nil {
+		c.state = stateFailed
+		return err
+	}
 	client, err := rmq.NewPushConsumer(c.clientOptions()...)
 	if err != nil {
 		c.state = stateFailed
@@ -222,6 +247,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 	c.state = stateRunning
 	c.renewDone = make(chan struct{})
 	go c.renewLeases(c.cfg.consumeTimeout/3, c.renewDone)
+	c.glim.start(c)
 	c.cfg.logger.Info("rmqkit consumer started", "group", c.group, "subscriptions", c.topicsLocked(), "instance", c.cfg.instance)
 	return nil
 }
@@ -305,12 +331,14 @@ func (c *Consumer) Stop(ctx context.Context) error {
 		}
 		close(c.released)
 		close(c.renewDone)
+		c.glim.stop()
 		// Callbacks blocked on released return now; wait briefly so that no
 		// goroutine of ours outlives Stop.
 		c.waitCallbacks(5 * time.Second)
 	} else {
 		close(c.released)
 	}
+	c.glim.closeCounter()
 	c.stopHandler()
 	var errs []error
 	for _, s := range c.subs {

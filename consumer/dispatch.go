@@ -9,6 +9,8 @@ import (
 
 	rmq "github.com/apache/rocketmq-client-go/v2/consumer"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
+
+	"github.com/rmqkit/rmqkit/throttle"
 )
 
 // outcome of handing a message (or batch) to its handler.
@@ -135,7 +137,14 @@ func (c *Consumer) handle(s *subscription, exts []*primitive.MessageExt) outcome
 
 func (d *delivery) do(n int) outcome {
 	s := d.s
-	d.setTimes(time.Now(), time.Time{}) // rate limits go here (admitted)
+	// Rate limits, narrowest first (limits.go). A message held here is
+	// neither failed nor retried; one still held when Stop begins is
+	// abandoned like one that never got a worker.
+	if err := throttle.WaitAllN(d.c.admit, n, s.limiter, d.c.glim.lim, d.c.cfg.process); err != nil {
+		s.abandoned.Add(uint64(n))
+		return abandoned
+	}
+	d.setTimes(time.Now(), time.Time{})
 	err := s.pool.Do(d.c.admit, d.run)
 	if !d.ran {
 		// Stop began before a worker was free.

@@ -25,6 +25,19 @@
 // of every waiting or running message so that the client's ConsumeTimeout
 // never sends a message back while rmqkit still holds it.
 //
+// # Rate limits
+//
+// Before it reaches its pool, a message passes every rate limit that
+// applies to it (package throttle), narrowest first: its subscription's
+// (WithRate), its consumer's group limit (WithGroupRate, or WithGroupQuota
+// for a total shared by all live instances of the group) and a process
+// limiter shared by several consumers (WithProcessLimiter). A message held
+// by a limit is neither failed nor retried: it waits like a message waiting
+// for a worker, under the same back-pressure and lease renewal, and a
+// message still held when Stop begins is redelivered later. SetRate,
+// SetGroupRate and SetGroupQuota change limits live; messages already
+// waiting follow the new limit at once.
+//
 // # Stopping
 //
 // Stop stops admitting messages to handlers, waits for running handlers

@@ -25,6 +25,11 @@ var (
 	// already subscribed.
 	ErrDuplicateSubscription = errors.New("consumer: topic already subscribed")
 
+	// ErrAccessDenied is returned by Start when a broker refuses the
+	// consumer's credentials. The message names the broker, the access key
+	// and the broker's reason, never the secret key.
+	ErrAccessDenied = errors.New("consumer: access denied")
+
 	// ErrMixedOrdering is returned by Subscribe when orderly and concurrent
 	// subscriptions are mixed in one consumer: the client orders a whole
 	// consumer group or none of it.

@@ -7,6 +7,8 @@ import (
 
 	rmq "github.com/apache/rocketmq-client-go/v2/consumer"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
+
+	"github.com/rmqkit/rmqkit/throttle"
 )
 
 // Option configures a Consumer in New.
@@ -47,6 +49,10 @@ type config struct {
 	consumeTimeout time.Duration
 	middleware     []Middleware
 	clientOptions  []rmq.Option
+	process        *throttle.Limiter
+	groupLimit     throttle.Limit
+	groupQuota     bool
+	quotaRefresh   time.Duration
 }
 
 func defaultConfig() config {
@@ -54,10 +60,11 @@ func defaultConfig() config {
 		logger:         slog.Default(),
 		start:          StartFromLatest,
 		maxRetries:     16,
-		prefetch:       2048,
+		prefetch:       8192,
 		prefetchMiB:    128,
 		poolSize:       20,
 		consumeTimeout: 15 * time.Minute,
+		quotaRefresh:   5 * time.Second,
 	}
 }
 
@@ -107,7 +114,7 @@ func WithMaxRetries(n int) Option { return func(c *config) { c.maxRetries = n } 
 
 // WithPrefetch bounds the messages (n) and megabytes (mib) the client
 // buffers ahead of the handlers, across all subscriptions; it is the
-// back-pressure point. The defaults are 2048 messages and 128 MiB.
+// back-pressure point. The defaults are 8192 messages and 128 MiB.
 // Memory used by a consumer is about this buffer plus what handlers hold.
 func WithPrefetch(n, mib int) Option {
 	return func(c *config) { c.prefetch, c.prefetchMiB = n, mib }
@@ -146,6 +153,39 @@ func WithClientOptions(opts ...rmq.Option) Option {
 	return func(c *config) { c.clientOptions = append(c.clientOptions, opts...) }
 }
 
+// WithProcessLimiter makes every message of the consumer pass l, a limiter
+// the caller created (throttle.New) and may share between the consumers of
+// a process to cap their total rate. The consumer never changes l's limit;
+// its owner does, with l.Set. The default, nil, is no process limit.
+func WithProcessLimiter(l *throttle.Limiter) Option {
+	return func(c *config) { c.process = l }
+}
+
+// WithGroupRate caps the rate at which this consumer (this instance of the
+// group) admits messages to handlers, across all its subscriptions. The
+// default, the zero Limit, is unlimited. It replaces WithGroupQuota; the
+// last one given wins. Change it live with SetGroupRate.
+func WithGroupRate(l throttle.Limit) Option {
+	return func(c *config) { c.groupLimit, c.groupQuota = l, false }
+}
+
+// WithGroupQuota caps the rate of the whole consumer group, all instances
+// together: each instance applies total divided by the number of live
+// instances (Rate and Burst divided, Burst rounded up), counted from the
+// broker's consumer connection list every WithQuotaRefresh period. An
+// instance that cannot reach the broker keeps its last share. It replaces
+// WithGroupRate; the last one given wins. Change it live with
+// SetGroupQuota.
+func WithGroupQuota(total throttle.Limit) Option {
+	return func(c *config) { c.groupLimit, c.groupQuota = total, true }
+}
+
+// WithQuotaRefresh sets how often a consumer with a group quota counts the
+// live instances of its group. The default is 5 seconds; the broker itself
+// notices an instance that stopped without unregistering only after its
+// channel expires (about 2 minutes) or closes.
+func WithQuotaRefresh(d time.Duration) Option { return func(c *config) { c.quotaRefresh = d } }
+
 func (c *config) validate() error {
 	if len(c.nameServers) == 0 {
 		return fmt.Errorf("%w: name server: none set (use WithNameServer)", ErrInvalidOption)
@@ -175,6 +215,12 @@ func (c *config) validate() error {
 	}
 	if c.consumeTimeout < time.Second {
 		return fmt.Errorf("%w: client consume timeout %v is under 1s", ErrInvalidOption, c.consumeTimeout)
+	}
+	if err := c.groupLimit.Validate(); err != nil {
+		return fmt.Errorf("%w: group limit: %w", ErrInvalidOption, err)
+	}
+	if c.quotaRefresh < 100*time.Millisecond {
+		return fmt.Errorf("%w: quota refresh %v is under 100ms", ErrInvalidOption, c.quotaRefresh)
 	}
 	for i, mw := range c.middleware {
 		if mw == nil {

@@ -10,6 +10,7 @@ import (
 	rmq "github.com/apache/rocketmq-client-go/v2/consumer"
 
 	"github.com/rmqkit/rmqkit/pool"
+	"github.com/rmqkit/rmqkit/throttle"
 )
 
 // Selector chooses which messages of a topic a subscription receives.
@@ -96,6 +97,7 @@ type subConfig struct {
 	batch      BatchHandler
 	batchSize  int
 	suspend    time.Duration
+	rate       throttle.Limit
 }
 
 // WithPoolSize sets the size of the subscription's own pool. The default is
@@ -132,6 +134,12 @@ func WithBatch(size int, h BatchHandler) SubscribeOption {
 	return func(s *subConfig) { s.batch, s.batchSize = h, size }
 }
 
+// WithRate caps the rate at which the subscription's messages are admitted
+// to its pool. The default, the zero Limit, is unlimited. Change it live
+// with SetRate. A message waiting for the limit is not failed and not
+// retried; it waits in the client's prefetch buffer.
+func WithRate(l throttle.Limit) SubscribeOption { return func(s *subConfig) { s.rate = l } }
+
 var namePattern = regexp.MustCompile(`^[%|a-zA-Z0-9_-]+$`)
 
 // checkName applies the broker's rule for topic and group names.
@@ -166,6 +174,7 @@ type subscription struct {
 	orderly    bool
 	suspend    time.Duration
 	maxRetries int
+	limiter    *throttle.Limiter
 
 	received  atomic.Uint64
 	succeeded atomic.Uint64
@@ -178,17 +187,19 @@ type subscription struct {
 type SubscriptionStats struct {
 	Topic        string
 	Pool         pool.Stats
-	Received     uint64 // messages handed to rmqkit by the client
-	Succeeded    uint64 // handled without error
-	Failed       uint64 // handler errors and panics (each is redelivered or dead-lettered)
-	Abandoned    uint64 // fetched but not handled because the consumer stopped; redelivered later
-	DeadLettered uint64 // failures past the retry limit, sent to the dead-letter queue
+	Throttle     throttle.Stats // the subscription's own rate limit
+	Received     uint64         // messages handed to rmqkit by the client
+	Succeeded    uint64         // handled without error
+	Failed       uint64         // handler errors and panics (each is redelivered or dead-lettered)
+	Abandoned    uint64         // fetched but not handled because the consumer stopped; redelivered later
+	DeadLettered uint64         // failures past the retry limit, sent to the dead-letter queue
 }
 
 func (s *subscription) stats() SubscriptionStats {
 	return SubscriptionStats{
 		Topic:        s.topic,
 		Pool:         s.pool.Stats(),
+		Throttle:     s.limiter.Stats(),
 		Received:     s.received.Load(),
 		Succeeded:    s.succeeded.Load(),
 		Failed:       s.failed.Load(),

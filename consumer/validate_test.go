@@ -5,9 +5,11 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rmqkit/rmqkit/consumer"
 	"github.com/rmqkit/rmqkit/pool"
+	"github.com/rmqkit/rmqkit/throttle"
 )
 
 func noop(context.Context, *consumer.Message) error { return nil }
@@ -34,6 +36,9 @@ func TestNewRejectsBadArgumentsNamingThem(t *testing.T) {
 		{"negative handler timeout", "g", []consumer.Option{ns, consumer.WithHandlerTimeout(-1)}, "handler timeout"},
 		{"tiny consume timeout", "g", []consumer.Option{ns, consumer.WithClientConsumeTimeout(1)}, "consume timeout"},
 		{"nil middleware", "g", []consumer.Option{ns, consumer.WithMiddleware(nil)}, "middleware 0"},
+		{"negative group rate", "g", []consumer.Option{ns, consumer.WithGroupRate(throttle.Limit{Rate: -1})}, "group limit"},
+		{"absurd group quota", "g", []consumer.Option{ns, consumer.WithGroupQuota(throttle.Limit{Rate: 1e9})}, "group limit"},
+		{"tiny quota refresh", "g", []consumer.Option{ns, consumer.WithQuotaRefresh(time.Millisecond)}, "quota refresh"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -67,6 +72,7 @@ func TestSubscribeRejectsBadArgumentsNamingThem(t *testing.T) {
 		{"huge pool", "t", consumer.All, noop, []consumer.SubscribeOption{consumer.WithPoolSize(pool.MaxSize + 1)}, consumer.ErrInvalidOption, "pool size"},
 		{"bad batch size", "t", consumer.All, nil, []consumer.SubscribeOption{consumer.WithBatch(0, func(context.Context, []*consumer.Message) error { return nil })}, consumer.ErrInvalidOption, "batch size"},
 		{"negative retries", "t", consumer.All, noop, []consumer.SubscribeOption{consumer.WithSubscriptionMaxRetries(-2)}, consumer.ErrInvalidOption, "max retries"},
+		{"negative rate", "t", consumer.All, noop, []consumer.SubscribeOption{consumer.WithRate(throttle.Limit{Rate: -3})}, throttle.ErrInvalidLimit, "rate"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

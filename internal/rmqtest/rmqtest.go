@@ -21,8 +21,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apache/rocketmq-client-go/v2/admin"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
+
+	"github.com/rmqkit/rmqkit/internal/admin"
 )
 
 // Cluster is one running RocketMQ cluster: a name server and a broker.
@@ -167,39 +168,23 @@ func (c *Cluster) NewTopic(t testing.TB, opts ...TopicOption) string {
 		opt(&o)
 	}
 	topic := Name(t, "T")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	aopts := []admin.AdminOption{admin.WithResolver(primitive.NewPassthroughResolver([]string{c.NameServer}))}
-	if cr := c.Credentials(); cr != nil {
-		aopts = append(aopts, admin.WithCredentials(*cr))
+	var aopts []admin.Option
+	if c.AccessKey != "" {
+		aopts = append(aopts, admin.WithCredentials(c.AccessKey, c.SecretKey))
 	}
-	adm, err := admin.NewAdmin(aopts...)
+	adm, err := admin.New([]string{c.NameServer}, aopts...)
 	if err != nil {
 		t.Fatalf("admin: %v", err)
 	}
 	defer adm.Close()
-	err = adm.CreateTopic(ctx,
-		admin.WithTopicCreate(topic),
-		admin.WithBrokerAddrCreate(c.Broker),
-		admin.WithReadQueueNums(o.queues),
-		admin.WithWriteQueueNums(o.queues),
-		admin.WithOrder(o.ordered),
-	)
-	if err != nil {
-		t.Fatalf("create topic %s: %v", topic, err)
+	// CreateTopic checks the broker's answer and waits until the name
+	// server routes the topic.
+	if err := adm.CreateTopic(ctx, topic, o.queues, o.ordered); err != nil {
+		t.Fatalf("create topic %s on %s: %v", topic, c.NameServer, err)
 	}
-	// CreateTopic ignores the broker's answer: confirm through a route query.
-	for {
-		mqs, err := adm.FetchPublishMessageQueues(ctx, topic)
-		if err == nil && len(mqs) == o.queues {
-			return topic
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("topic %s not routed by %s after 30s (last: %d queues, %v)", topic, c.NameServer, len(mqs), err)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+	return topic
 }
 
 // NewGroup returns a fresh consumer group name.

@@ -1,0 +1,166 @@
+package config_test
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/rmqkit/rmqkit/config"
+	"github.com/rmqkit/rmqkit/consumer"
+	"github.com/rmqkit/rmqkit/throttle"
+)
+
+func noop(context.Context, *consumer.Message) error { return nil }
+
+// newConsumer returns a consumer of group "orders" that is never started,
+// with subscriptions "created" (pool 8, 100/s, max retries 16) and "paid"
+// (pool 2, batch 10), and optionally a process limiter.
+func newConsumer(t *testing.T, process *throttle.Limiter) *consumer.Consumer {
+	t.Helper()
+	opts := []consumer.Option{
+		consumer.WithNameServer("127.0.0.1:1"),
+		consumer.WithLogger(slog.New(slog.DiscardHandler)),
+		consumer.WithGroupRate(throttle.Limit{Rate: 1000}),
+	}
+	if process != nil {
+		opts = append(opts, consumer.WithProcessLimiter(process))
+	}
+	c, err := consumer.New("orders", opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	if err := c.Subscribe("created", consumer.All, noop, consumer.WithPoolSize(8), consumer.WithRate(throttle.Limit{Rate: 100})); err != nil {
+		t.Fatal(err)
+	}
+	batch := func(context.Context, []*consumer.Message) error { return nil }
+	if err := c.Subscribe("paid", consumer.All, nil, consumer.WithPoolSize(2), consumer.WithBatch(10, batch)); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func mustParse(t *testing.T, s string) *config.Document {
+	t.Helper()
+	doc, err := config.Parse([]byte(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
+
+func TestApplyChangesLiveSettingsAndReportsEachChange(t *testing.T) {
+	process, _ := throttle.New(throttle.Limit{})
+	c := newConsumer(t, process)
+	doc := mustParse(t, `group: orders
+processLimit: {rate: 3000}
+groupLimit: {rate: 900, burst: 90, shared: true}
+subscriptions:
+  created: {poolSize: 12, rate: 250, burst: 5, orderly: false, maxRetries: 16, batchSize: 1}
+  paid: {poolSize: 2, batchSize: 10}
+`)
+	changes, err := config.Apply(c, doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ch := range changes {
+		got = append(got, ch.String())
+	}
+	want := []string{
+		"processLimit: unlimited -> 3000/s burst 300",
+		"groupLimit: 1000/s burst 100 per instance -> 900/s burst 90 shared by all instances",
+		"subscriptions.created.poolSize: 8 -> 12",
+		"subscriptions.created.rate: 100/s burst 10 -> 250/s burst 5",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("changes:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	s := c.Settings()
+	if process.Limit().Rate != 3000 || !s.GroupQuota || s.GroupLimit != (throttle.Limit{Rate: 900, Burst: 90}) ||
+		s.Subscriptions[0].PoolSize != 12 || s.Subscriptions[0].Rate != (throttle.Limit{Rate: 250, Burst: 5}) {
+		t.Fatalf("settings after Apply = %+v", s)
+	}
+	if again, err := config.Apply(c, doc); err != nil || len(again) != 0 {
+		t.Fatalf("applying the same document again = %v, %v; want no changes", again, err)
+	}
+}
+
+// A rejected document changes nothing, even the parts of it that are
+// valid, and the error names the field.
+func TestApplyRejectsDocumentsThatDoNotFitTheConsumerAndKeepsOldValues(t *testing.T) {
+	tests := []struct {
+		name string
+		doc  string
+		want []string
+	}{
+		{"other group", "group: payments\nsubscriptions:\n  created: {poolSize: 3}\n", []string{"group (line 1)", `"payments" is not the consumer's group "orders"`}},
+		{"unknown subscription", "group: orders\nsubscriptions:\n  created: {poolSize: 3}\n  shipped: {rate: 10}\n", []string{"subscriptions.shipped (line 4)", "does not subscribe", "created, paid"}},
+		{"orderly differs", "group: orders\nsubscriptions:\n  created: {poolSize: 3, orderly: true}\n", []string{"subscriptions.created.orderly (line 3)", "start-only", "runs with false"}},
+		{"batch size differs", "group: orders\nsubscriptions:\n  paid:\n    poolSize: 3\n    batchSize: 20\n", []string{"subscriptions.paid.batchSize (line 5)", "start-only", "runs with 10"}},
+		{"max retries differs", "group: orders\nsubscriptions:\n  created: {rate: 5, maxRetries: 3}\n", []string{"subscriptions.created.maxRetries", "start-only", "restart"}},
+		{"process limit without a process limiter", "group: orders\nprocessLimit: {rate: 10}\nsubscriptions:\n  created: {poolSize: 3}\n", []string{"processLimit (line 2)", "no process limiter"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newConsumer(t, nil)
+			before := c.Settings()
+			doc := mustParse(t, tt.doc)
+			_, err := config.Apply(c, doc)
+			requireRejected(t, err, tt.want)
+			if after := c.Settings(); !equalSettings(before, after) {
+				t.Fatalf("a rejected document changed the consumer:\nbefore %+v\nafter  %+v", before, after)
+			}
+		})
+	}
+}
+
+func equalSettings(a, b consumer.Settings) bool {
+	if a.Group != b.Group || a.GroupLimit != b.GroupLimit || a.GroupQuota != b.GroupQuota || len(a.Subscriptions) != len(b.Subscriptions) {
+		return false
+	}
+	for i := range a.Subscriptions {
+		if a.Subscriptions[i] != b.Subscriptions[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestApplyValidatesDocumentsBuiltInCode(t *testing.T) {
+	c := newConsumer(t, nil)
+	bad := -4
+	_, err := config.Apply(c, &config.Document{Group: "orders", Subscriptions: map[string]config.Subscription{"created": {PoolSize: &bad}}})
+	requireRejected(t, err, []string{"subscriptions.created.poolSize: -4 is outside"})
+	if _, err := config.Apply(c, nil); err == nil {
+		t.Fatal("Apply(nil) accepted")
+	}
+}
+
+func TestOptionsBuildAConsumerWithTheDocumentsSettings(t *testing.T) {
+	doc := mustParse(t, `group: orders
+groupLimit: {rate: 400, shared: true}
+subscriptions:
+  created: {poolSize: 5, rate: 50, burst: 2, orderly: true, maxRetries: 3}
+`)
+	opts, subOpts := config.Options(doc)
+	base := []consumer.Option{consumer.WithNameServer("127.0.0.1:1"), consumer.WithLogger(slog.New(slog.DiscardHandler))}
+	c, err := consumer.New(doc.Group, append(base, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	if err := c.Subscribe("created", consumer.All, noop, subOpts["created"]...); err != nil {
+		t.Fatal(err)
+	}
+	s := c.Settings()
+	want := consumer.SubscriptionSettings{Topic: "created", PoolSize: 5, Rate: throttle.Limit{Rate: 50, Burst: 2}, Orderly: true, BatchSize: 1, MaxRetries: 3}
+	if !s.GroupQuota || s.GroupLimit.Rate != 400 || s.Subscriptions[0] != want {
+		t.Fatalf("settings = %+v", s)
+	}
+	// The document applies to the consumer it built without a change.
+	if changes, err := config.Apply(c, doc); err != nil || len(changes) != 0 {
+		t.Fatalf("Apply to the consumer built from it = %v, %v", changes, err)
+	}
+}

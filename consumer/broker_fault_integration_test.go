@@ -1,0 +1,74 @@
+//go:build integration
+
+package consumer_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/rmqkit/rmqkit/consumer"
+	"github.com/rmqkit/rmqkit/internal/rmqtest"
+)
+
+// The fault cluster is killed and restarted here, so its scenarios run one
+// after the other; the test as a whole runs beside the others.
+func TestBrokerAndNameServerFaultsLoseNothing(t *testing.T) {
+	t.Parallel()
+	cl := rmqtest.ClusterFault(t)
+
+	t.Run("broker killed with SIGKILL and restarted on the same store", func(t *testing.T) {
+		topic := cl.NewTopic(t)
+		p := cl.NewProducer(t)
+		ids := p.Produce(topic, "before", 3000)
+		got := rmqtest.NewCollector()
+		c := newConsumer(t, cl, cl.NewGroup(t), quiet())
+		err := c.Subscribe(topic, consumer.All, func(_ context.Context, m *consumer.Message) error {
+			time.Sleep(time.Millisecond)
+			got.Add(m.Property(rmqtest.IDProperty))
+			return nil
+		}, consumer.WithPoolSize(4))
+		if err != nil {
+			t.Fatal(err)
+		}
+		start(t, c)
+		for got.Distinct() < 1000 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		rmqtest.Script(t, "kill-broker", cl.ID, "--signal", "KILL")
+		killedAt := got.Distinct()
+		time.Sleep(2 * time.Second)
+		rmqtest.Script(t, "start-broker", cl.ID)
+		ids = append(ids, p.Produce(topic, "after", 1000)...)
+		r := got.RequireAll(t, ids, 120*time.Second)
+		t.Logf("broker SIGKILL after %d of 3000, restart: lost=0 dup=%d", killedAt, r.Duplicates)
+	})
+
+	t.Run("name server stopped and restarted", func(t *testing.T) {
+		topic := cl.NewTopic(t)
+		p := cl.NewProducer(t)
+		ids := p.Produce(topic, "before", 2000)
+		got := rmqtest.NewCollector()
+		c := newConsumer(t, cl, cl.NewGroup(t), quiet())
+		err := c.Subscribe(topic, consumer.All, func(_ context.Context, m *consumer.Message) error {
+			time.Sleep(time.Millisecond)
+			got.Add(m.Property(rmqtest.IDProperty))
+			return nil
+		}, consumer.WithPoolSize(4))
+		if err != nil {
+			t.Fatal(err)
+		}
+		start(t, c)
+		for got.Distinct() < 500 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		rmqtest.Script(t, "stop-namesrv", cl.ID, "--signal", "KILL")
+		// Routes are cached: consumption and sending go on without it.
+		ids = append(ids, p.Produce(topic, "during", 500)...)
+		time.Sleep(3 * time.Second)
+		rmqtest.Script(t, "start-namesrv", cl.ID)
+		ids = append(ids, p.Produce(topic, "after", 500)...)
+		r := got.RequireAll(t, ids, 120*time.Second)
+		t.Logf("name server down and back: lost=0 dup=%d", r.Duplicates)
+	})
+}
