@@ -29,6 +29,7 @@ func Tags(tags ...string) Selector { return Selector{expr: strings.Join(tags, " 
 // broker must run with enablePropertyFilter=true.
 func SQL(expr string) Selector { return Selector{sql: true, expr: expr} }
 
+// String describes the selector, for logs: "tag:a || b" or "sql:...".
 func (s Selector) String() string {
 	if s.sql {
 		return "sql:" + s.expr
