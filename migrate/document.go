@@ -1,0 +1,180 @@
+package migrate
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// maxDocumentSize is the largest control document accepted, in bytes.
+const maxDocumentSize = 64 << 10
+
+// Document is a control document for WatchFile:
+//
+//	phase: dual    # old-only (or old), dual, new-only (or new)
+//	weight: 50     # percentage of produced messages sent to the new cluster
+//	force: false   # optional: switch the phase without waiting for the drain
+//
+// A key left out is not managed: phase and weight keep their current
+// values. The same file can drive the producers and the consumers of a
+// service; a process without one of them ignores its key.
+type Document struct {
+	// Phase is the Subscription's phase; nil when the document leaves it
+	// out.
+	Phase *Phase
+	// Weight is the Producer's weight in [0, 100]; nil when left out.
+	Weight *int
+	// Force makes the phase switch skip the drain wait (ForcePhase). It
+	// requires Phase. Remove it again after use: it applies to every phase
+	// the document sets while it is there.
+	Force bool
+}
+
+// String formats the document like its YAML, with "-" for keys left out.
+func (d Document) String() string {
+	phase, weight := "-", "-"
+	if d.Phase != nil {
+		phase = d.Phase.String()
+	}
+	if d.Weight != nil {
+		weight = fmt.Sprint(*d.Weight)
+	}
+	s := "phase: " + phase + ", weight: " + weight
+	if d.Force {
+		s += ", force: true"
+	}
+	return s
+}
+
+// ParseDocument decodes and validates a YAML control document as a whole:
+// it must be one mapping with only the keys phase, weight and force, each
+// once; phase a phase name (ParsePhase), weight an integer in [0, 100],
+// force true or false and only with phase. Every error wraps
+// ErrInvalidDocument and is a *FieldError (several are joined) that names
+// the key and its line.
+func ParseDocument(data []byte) (Document, error) {
+	if len(data) > maxDocumentSize {
+		return Document{}, &FieldError{Msg: fmt.Sprintf("document is %d bytes, more than %d", len(data), maxDocumentSize)}
+	}
+	root, err := parseRoot(data)
+	if err != nil {
+		return Document{}, err
+	}
+	var (
+		doc   Document
+		errs  []error
+		seen  = make(map[string]int)
+		force *yaml.Node
+	)
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			errs = append(errs, &FieldError{Line: k.Line, Msg: "keys must be plain names"})
+			continue
+		}
+		key := k.Value
+		fail := func(format string, args ...any) {
+			errs = append(errs, &FieldError{Field: key, Line: k.Line, Msg: fmt.Sprintf(format, args...)})
+		}
+		if first, dup := seen[key]; dup {
+			fail("duplicate key (first at line %d)", first)
+			continue
+		}
+		seen[key] = k.Line
+		if v.Kind == yaml.AliasNode || v.Anchor != "" {
+			fail("anchors and aliases are not supported")
+			continue
+		}
+		switch key {
+		case "phase":
+			if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!str" {
+				fail("%s is not a phase name (old-only, dual or new-only)", describe(v))
+				continue
+			}
+			p, err := ParsePhase(v.Value)
+			if err != nil {
+				fail("%q is not a phase name (old-only, dual or new-only)", v.Value)
+				continue
+			}
+			doc.Phase = &p
+		case "weight":
+			var w int
+			if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!int" || v.Decode(&w) != nil {
+				fail("%s is not an integer", describe(v))
+				continue
+			}
+			if err := checkWeight(w); err != nil {
+				fail("%d is outside [0, 100]", w)
+				continue
+			}
+			doc.Weight = &w
+		case "force":
+			if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!bool" || v.Decode(&doc.Force) != nil {
+				fail("%s is not true or false", describe(v))
+				continue
+			}
+			force = k
+		default:
+			fail("unknown key; known keys: force, phase, weight")
+		}
+	}
+	if force != nil && doc.Force && doc.Phase == nil {
+		errs = append(errs, &FieldError{Field: "force", Line: force.Line, Msg: "force without phase"})
+	}
+	if len(errs) > 0 {
+		return Document{}, errors.Join(errs...)
+	}
+	return doc, nil
+}
+
+// parseRoot returns the document's root mapping.
+func parseRoot(data []byte) (root *yaml.Node, err error) {
+	defer func() {
+		if r := recover(); r != nil { // a reload must never crash the process
+			root, err = nil, &FieldError{Msg: fmt.Sprintf("YAML parser failed: %v", r)}
+		}
+	}()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, &FieldError{Msg: "empty document"}
+		}
+		return nil, &FieldError{Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, &FieldError{Msg: "more than one YAML document (only one is allowed)"}
+	}
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
+		return nil, &FieldError{Msg: "empty document"}
+	}
+	root = doc.Content[0]
+	if root.Kind == yaml.ScalarNode && root.ShortTag() == "!!null" {
+		return nil, &FieldError{Line: root.Line, Msg: "empty document"}
+	}
+	if root.Kind != yaml.MappingNode {
+		return nil, &FieldError{Line: root.Line, Msg: "the document must be a mapping (phase: ..., weight: ...)"}
+	}
+	return root, nil
+}
+
+// describe names a node's value for an error message.
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		if n.ShortTag() == "!!null" {
+			return "an empty value"
+		}
+		return fmt.Sprintf("%q", n.Value)
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	}
+	return "the value"
+}

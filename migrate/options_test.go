@@ -1,0 +1,68 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/rmqkit/rmqkit/consumer"
+)
+
+// NewSubscription checks its arguments and the consumer options before
+// anything connects.
+func TestNewSubscriptionValidates(t *testing.T) {
+	ok := Cluster{NameServers: []string{"127.0.0.1:1"}}
+	h := func(context.Context, *consumer.Message) error { return nil }
+	type tc struct {
+		name     string
+		old, new Cluster
+		group    string
+		topic    string
+		h        consumer.Handler
+		opts     []Option
+	}
+	run := func(t *testing.T, c tc) {
+		t.Helper()
+		s, err := NewSubscription(c.old, c.new, c.group, c.topic, consumer.All, c.h, c.opts...)
+		if err == nil {
+			_ = s.Stop(context.Background())
+			t.Fatal("NewSubscription succeeded")
+		}
+		if !errors.Is(err, ErrInvalidOption) && !errors.Is(err, consumer.ErrInvalidOption) {
+			t.Errorf("error %v wraps neither ErrInvalidOption", err)
+		}
+	}
+	for _, c := range []tc{
+		{"no old name server", Cluster{}, ok, "G", "T", h, nil},
+		{"empty new address", ok, Cluster{NameServers: []string{" "}}, "G", "T", h, nil},
+		{"half credentials", ok, Cluster{NameServers: []string{"x:1"}, SecretKey: "s"}, "G", "T", h, nil},
+		{"nil handler", ok, ok, "G", "T", nil, nil},
+		{"bad group", ok, ok, "bad group!", "T", h, nil},
+		{"bad topic", ok, ok, "G", "", h, nil},
+		{"negative settle", ok, ok, "G", "T", h, []Option{WithSettle(-time.Second)}},
+		{"tiny lag interval", ok, ok, "G", "T", h, []Option{WithLagInterval(time.Millisecond)}},
+		{"pool size", ok, ok, "G", "T", h, []Option{WithPoolSize(0)}},
+		{"no retry delays", ok, ok, "G", "T", h, []Option{WithRetryDelays()}},
+		{"bad phase", ok, ok, "G", "T", h, []Option{WithPhase(Phase(9))}},
+		{"bad consumer option", ok, ok, "G", "T", h, []Option{WithConsumerOptions(consumer.WithMaxRetries(99))}},
+		{"batch handler", ok, ok, "G", "T", h, []Option{WithSubscribeOptions(consumer.WithBatch(8, func(context.Context, []*consumer.Message) error { return nil }))}},
+	} {
+		t.Run(c.name, func(t *testing.T) { run(t, c) })
+	}
+}
+
+func TestNewSubscriptionWithValidArgumentsConnectsToNothing(t *testing.T) {
+	ok := Cluster{NameServers: []string{"127.0.0.1:1"}}
+	s, err := NewSubscription(ok, ok, "G", "T", consumer.Tags("a", "b"),
+		func(context.Context, *consumer.Message) error { return nil }, WithLogger(quietLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Phase() != OldOnly || s.Group() != "G" || s.Topic() != "T" {
+		t.Errorf("phase %v group %q topic %q", s.Phase(), s.Group(), s.Topic())
+	}
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
