@@ -21,17 +21,7 @@ func TestBrokerAndNameServerFaultsLoseNothing(t *testing.T) {
 		topic := cl.NewTopic(t)
 		p := cl.NewProducer(t)
 		ids := p.Produce(topic, "before", 3000)
-		got := rmqtest.NewCollector()
-		c := newConsumer(t, cl, cl.NewGroup(t), quiet())
-		err := c.Subscribe(topic, consumer.All, func(_ context.Context, m *consumer.Message) error {
-			time.Sleep(time.Millisecond)
-			got.Add(m.Property(rmqtest.IDProperty))
-			return nil
-		}, consumer.WithPoolSize(4))
-		if err != nil {
-			t.Fatal(err)
-		}
-		start(t, c)
+		got := consumeSlowly(t, cl, topic)
 		for got.Distinct() < 1000 {
 			time.Sleep(10 * time.Millisecond)
 		}
@@ -48,17 +38,7 @@ func TestBrokerAndNameServerFaultsLoseNothing(t *testing.T) {
 		topic := cl.NewTopic(t)
 		p := cl.NewProducer(t)
 		ids := p.Produce(topic, "before", 2000)
-		got := rmqtest.NewCollector()
-		c := newConsumer(t, cl, cl.NewGroup(t), quiet())
-		err := c.Subscribe(topic, consumer.All, func(_ context.Context, m *consumer.Message) error {
-			time.Sleep(time.Millisecond)
-			got.Add(m.Property(rmqtest.IDProperty))
-			return nil
-		}, consumer.WithPoolSize(4))
-		if err != nil {
-			t.Fatal(err)
-		}
-		start(t, c)
+		got := consumeSlowly(t, cl, topic)
 		for got.Distinct() < 500 {
 			time.Sleep(10 * time.Millisecond)
 		}
@@ -71,4 +51,22 @@ func TestBrokerAndNameServerFaultsLoseNothing(t *testing.T) {
 		r := got.RequireAll(t, ids, 120*time.Second)
 		t.Logf("name server down and back: lost=0 dup=%d", r.Duplicates)
 	})
+}
+
+// consumeSlowly starts a consumer of a fresh group on topic whose handler
+// takes a millisecond per message, and returns what it collects.
+func consumeSlowly(t *testing.T, cl *rmqtest.Cluster, topic string) *rmqtest.Collector {
+	t.Helper()
+	got := rmqtest.NewCollector()
+	c := newConsumer(t, cl, cl.NewGroup(t), quiet())
+	err := c.Subscribe(topic, consumer.All, func(_ context.Context, m *consumer.Message) error {
+		time.Sleep(time.Millisecond)
+		got.Add(m.Property(rmqtest.IDProperty))
+		return nil
+	}, consumer.WithPoolSize(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, c)
+	return got
 }
