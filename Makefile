@@ -32,9 +32,11 @@ integration:
 demo:
 	@scripts/with-cluster.sh -- $(GO) run ./examples/quickstart
 
-## bench: benchmarks on the real broker (rmqkit beside the plain client)
+## bench: benchmarks; those on the real broker run one full pass per iteration
+BROKER_BENCH := ConsumeThroughput|Isolation|ResizeLatency|RateAccuracy|ConfigApplyLatency
 bench:
-	@scripts/with-cluster.sh --clusters 2 -- $(GO) test -tags integration -run '^$$' -bench . -benchtime 1x -count 3 -timeout 30m ./...
+	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./...
+	@scripts/with-cluster.sh --clusters 2 -- $(GO) test -tags integration -run '^$$' -bench '$(BROKER_BENCH)' -benchtime 1x -count 3 -timeout 30m ./...
 
 ## soak: long runs kept out of make test
 soak:
