@@ -1,10 +1,8 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"slices"
@@ -12,6 +10,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/rmqkit/rmqkit/internal/yamlstrict"
 	"github.com/rmqkit/rmqkit/pool"
 	"github.com/rmqkit/rmqkit/throttle"
 )
@@ -103,9 +102,6 @@ func Load(path string) (*Document, error) {
 // duplicate keys and values of the wrong type are errors that name the key
 // and its line. Every error wraps ErrInvalid.
 func Parse(data []byte) (*Document, error) {
-	if len(data) > MaxDocumentSize {
-		return nil, &FieldError{Msg: fmt.Sprintf("document is %d bytes, more than %d", len(data), MaxDocumentSize)}
-	}
 	root, err := parseNode(data)
 	if err != nil {
 		return nil, err
@@ -117,8 +113,10 @@ func Parse(data []byte) (*Document, error) {
 		return nil, errors.Join(errs...)
 	}
 	doc := &Document{}
-	if err := decodeStrict(data, doc); err != nil {
-		return nil, err
+	// walk has already reported what this would refuse, with the key's
+	// path; this is the authoritative decoding.
+	if err := yamlstrict.Decode(data, doc); err != nil {
+		return nil, fieldError(err)
 	}
 	doc.lines = lines
 	if err := doc.Validate(); err != nil {
@@ -128,49 +126,25 @@ func Parse(data []byte) (*Document, error) {
 }
 
 // parseNode returns the document's root mapping node.
-func parseNode(data []byte) (root *yaml.Node, err error) {
-	defer func() {
-		if r := recover(); r != nil { // a config reload must never crash the process
-			root, err = nil, &FieldError{Msg: fmt.Sprintf("YAML parser failed: %v", r)}
-		}
-	}()
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, &FieldError{Msg: "empty document"}
-		}
-		return nil, &FieldError{Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+func parseNode(data []byte) (*yaml.Node, error) {
+	doc, err := yamlstrict.Root(data, MaxDocumentSize)
+	if err != nil {
+		return nil, fieldError(err)
 	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, &FieldError{Msg: "more than one YAML document (only one is allowed)"}
-	}
-	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
-		return nil, &FieldError{Msg: "empty document"}
-	}
-	root = deref(doc.Content[0])
+	root := deref(doc)
 	if root == nil || root.Kind != yaml.MappingNode {
-		return nil, &FieldError{Line: doc.Content[0].Line, Msg: "the document must be a mapping (group: ..., subscriptions: ...)"}
+		return nil, &FieldError{Line: doc.Line, Msg: "the document must be a mapping (group: ..., subscriptions: ...)"}
 	}
 	return root, nil
 }
 
-// decodeStrict decodes into doc, refusing unknown keys. walk has already
-// reported what it would refuse, with the key's path; this is the
-// authoritative decoding.
-func decodeStrict(data []byte, doc *Document) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = &FieldError{Msg: fmt.Sprintf("YAML decoder failed: %v", r)}
-		}
-	}()
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(doc); err != nil {
-		return &FieldError{Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+// fieldError turns an error of yamlstrict into a *FieldError.
+func fieldError(err error) error {
+	var ye *yamlstrict.Error
+	if errors.As(err, &ye) {
+		return &FieldError{Line: ye.Line, Msg: ye.Msg}
 	}
-	return nil
+	return &FieldError{Msg: err.Error()}
 }
 
 // kind is what a key holds.

@@ -1,20 +1,16 @@
 package config
 
 import (
-	"crypto/sha256"
-	"errors"
+	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
-
 	"github.com/rmqkit/rmqkit/consumer"
+	"github.com/rmqkit/rmqkit/internal/filewatch"
 )
 
 // Option configures a Watcher in Watch.
@@ -68,14 +64,10 @@ type Watcher struct {
 
 	mu      sync.Mutex // serializes applies
 	current *Document
-	digest  [sha256.Size]byte // of the file content last read
 
 	applied, rejected, changes atomic.Uint64
 
-	fsw       *fsnotify.Watcher
-	done      chan struct{}
-	exited    chan struct{}
-	closeOnce sync.Once
+	fw *filewatch.Watcher
 }
 
 // Watch applies the document at path to c (see Apply) and then watches the
@@ -99,46 +91,33 @@ func Watch(path string, c *consumer.Consumer, opts ...Option) (*Watcher, error) 
 	if cfg.debounce < 0 {
 		return nil, fmt.Errorf("config: debounce %v is negative", cfg.debounce)
 	}
-	abs, err := filepath.Abs(path)
+	w := &Watcher{c: c, cfg: cfg}
+	fw, data, err := filewatch.New(path,
+		filewatch.WithDebounce(cfg.debounce),
+		filewatch.WithOnWatchError(w.watchError),
+		filewatch.WithOnReadError(func(err error) { w.reject(w.path, fmt.Errorf("config: %w", err)) }),
+		filewatch.WithOnMissing(w.missing),
+	)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	w := &Watcher{path: abs, c: c, cfg: cfg, done: make(chan struct{}), exited: make(chan struct{})}
-	data, err := os.ReadFile(abs)
-	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	w.digest = sha256.Sum256(data)
+	w.fw, w.path = fw, fw.Path()
 	doc, err := Parse(data)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", abs, err)
+		_ = fw.Close()
+		return nil, fmt.Errorf("%s: %w", w.path, err)
 	}
-	if err := w.apply(doc, abs); err != nil {
+	if err := w.apply(doc, w.path); err != nil {
+		_ = fw.Close()
 		return nil, err
 	}
-	w.fsw, err = fsnotify.NewWatcher()
-	if err != nil {
-		return nil, fmt.Errorf("config: watch %s: %w", abs, err)
-	}
-	if err := w.fsw.Add(filepath.Dir(abs)); err != nil {
-		_ = w.fsw.Close()
-		return nil, fmt.Errorf("config: watch %s: %w", filepath.Dir(abs), err)
-	}
-	go w.run()
+	fw.Start(context.Background(), w.reload)
 	return w, nil
 }
 
 // Close stops watching. Settings applied stay in force. It is safe to call
 // more than once.
-func (w *Watcher) Close() error {
-	var err error
-	w.closeOnce.Do(func() {
-		close(w.done)
-		err = w.fsw.Close()
-		<-w.exited
-	})
-	return err
-}
+func (w *Watcher) Close() error { return w.fw.Close() }
 
 // Apply applies doc to the consumer through the same path as the file:
 // validated as a whole, rejected (logged, counted, reported to WithOnError)
@@ -200,65 +179,26 @@ func (w *Watcher) reject(source string, err error) {
 	}
 }
 
-// run follows the directory's events until Close.
-func (w *Watcher) run() {
-	defer close(w.exited)
-	name := filepath.Base(w.path)
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
-	for {
-		select {
-		case <-w.done:
-			return
-		case ev, ok := <-w.fsw.Events:
-			if !ok {
-				return
-			}
-			base := filepath.Base(ev.Name)
-			if base == name || strings.HasPrefix(base, "..") {
-				timer.Reset(w.cfg.debounce)
-			}
-		case err, ok := <-w.fsw.Errors:
-			if !ok {
-				return
-			}
-			err = fmt.Errorf("config: watch %s: %w", filepath.Dir(w.path), err)
-			w.cfg.logger.Warn("rmqkit config watch error", "group", w.c.Group(), "error", err)
-			if w.cfg.onError != nil {
-				w.cfg.onError(err)
-			}
-		case <-timer.C:
-			w.reload()
-		}
-	}
-}
-
-// reload reads the file and applies it if its content changed.
-func (w *Watcher) reload() {
-	data, err := os.ReadFile(w.path)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			// Removed, or being replaced: the next event brings it back.
-			w.cfg.logger.Warn("rmqkit config file missing; the last good configuration stays in force",
-				"group", w.c.Group(), "path", w.path)
-			return
-		}
-		w.reject(w.path, fmt.Errorf("config: %w", err))
-		return
-	}
-	digest := sha256.Sum256(data)
-	w.mu.Lock()
-	same := digest == w.digest
-	w.digest = digest
-	w.mu.Unlock()
-	if same {
-		return
-	}
+// reload parses and applies a new content of the file.
+func (w *Watcher) reload(data []byte) {
 	doc, err := Parse(data)
 	if err != nil {
 		w.reject(w.path, fmt.Errorf("%s: %w", w.path, err))
 		return
 	}
 	_ = w.apply(doc, w.path)
+}
+
+// watchError reports a failure of the directory watch; it rejects nothing.
+func (w *Watcher) watchError(err error) {
+	err = fmt.Errorf("config: watch %s: %w", filepath.Dir(w.path), err)
+	w.cfg.logger.Warn("rmqkit config watch error", "group", w.c.Group(), "error", err)
+	if w.cfg.onError != nil {
+		w.cfg.onError(err)
+	}
+}
+
+func (w *Watcher) missing() {
+	w.cfg.logger.Warn("rmqkit config file missing; the last good configuration stays in force",
+		"group", w.c.Group(), "path", w.path)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/rmqkit/rmqkit/config"
 	"github.com/rmqkit/rmqkit/consumer"
+	"github.com/rmqkit/rmqkit/internal/filewatch/filewatchtest"
 	"github.com/rmqkit/rmqkit/throttle"
 )
 
@@ -62,31 +63,18 @@ func (h *hooks) logged() string {
 
 func writeFile(t testing.TB, path, content string) {
 	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	filewatchtest.Write(t, path, content)
 }
 
-// replaceFile writes content to a temporary file and renames it over path,
-// as editors and configuration tools do.
+// replaceFile renames a new file over path, as editors do.
 func replaceFile(t testing.TB, path, content string) {
 	t.Helper()
-	tmp := path + ".tmp"
-	writeFile(t, tmp, content)
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
+	filewatchtest.Replace(t, path, content)
 }
 
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	filewatchtest.Eventually(t, what, cond)
 }
 
 // doc is a document setting the pool size and rate of "created".

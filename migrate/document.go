@@ -1,13 +1,12 @@
 package migrate
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
-	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/rmqkit/rmqkit/internal/yamlstrict"
 )
 
 // maxDocumentSize is the largest control document accepted, in bytes.
@@ -57,9 +56,6 @@ func (d Document) String() string {
 // ErrInvalidDocument and is a *FieldError (several are joined) that names
 // the key and its line.
 func ParseDocument(data []byte) (Document, error) {
-	if len(data) > maxDocumentSize {
-		return Document{}, &FieldError{Msg: fmt.Sprintf("document is %d bytes, more than %d", len(data), maxDocumentSize)}
-	}
 	root, err := parseRoot(data)
 	if err != nil {
 		return Document{}, err
@@ -132,28 +128,15 @@ func ParseDocument(data []byte) (Document, error) {
 }
 
 // parseRoot returns the document's root mapping.
-func parseRoot(data []byte) (root *yaml.Node, err error) {
-	defer func() {
-		if r := recover(); r != nil { // a reload must never crash the process
-			root, err = nil, &FieldError{Msg: fmt.Sprintf("YAML parser failed: %v", r)}
+func parseRoot(data []byte) (*yaml.Node, error) {
+	root, err := yamlstrict.Root(data, maxDocumentSize)
+	if err != nil {
+		var ye *yamlstrict.Error
+		if errors.As(err, &ye) {
+			return nil, &FieldError{Line: ye.Line, Msg: ye.Msg}
 		}
-	}()
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, &FieldError{Msg: "empty document"}
-		}
-		return nil, &FieldError{Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+		return nil, &FieldError{Msg: err.Error()}
 	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, &FieldError{Msg: "more than one YAML document (only one is allowed)"}
-	}
-	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
-		return nil, &FieldError{Msg: "empty document"}
-	}
-	root = doc.Content[0]
 	if root.Kind == yaml.ScalarNode && root.ShortTag() == "!!null" {
 		return nil, &FieldError{Line: root.Line, Msg: "empty document"}
 	}

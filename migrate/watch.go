@@ -2,18 +2,13 @@ package migrate
 
 import (
 	"context"
-	"crypto/sha256"
-	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
+	"github.com/rmqkit/rmqkit/internal/filewatch"
 )
 
 // WatchOption configures WatchFile.
@@ -60,12 +55,10 @@ type FileWatcher struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	fsw    *fsnotify.Watcher
 	exited chan struct{}
 	jobs   sync.WaitGroup
 
 	mu      sync.Mutex
-	digest  [sha256.Size]byte
 	current Document
 	job     *phaseJob
 
@@ -114,34 +107,31 @@ func WatchFile(ctx context.Context, path string, sub *Subscription, prod *Produc
 	if cfg.debounce < 0 {
 		return nil, fmt.Errorf("%w: debounce %v is negative", ErrInvalidOption, cfg.debounce)
 	}
-	abs, err := filepath.Abs(path)
+	w := &FileWatcher{sub: sub, prod: prod, cfg: cfg, exited: make(chan struct{})}
+	fw, data, err := filewatch.New(path,
+		filewatch.WithDebounce(cfg.debounce),
+		filewatch.WithOnWatchError(func(err error) { w.fail(fmt.Errorf("migrate: watch %s: %w", w.path, err), true) }),
+		filewatch.WithOnReadError(func(err error) { w.fail(fmt.Errorf("migrate: %w", err), true) }),
+	)
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
-	// Watch before the first read, so that no edit falls between them.
-	fsw, err := fsnotify.NewWatcher()
-	if err != nil {
-		return nil, fmt.Errorf("migrate: watch %s: %w", abs, err)
-	}
-	if err := fsw.Add(filepath.Dir(abs)); err != nil {
-		_ = fsw.Close()
-		return nil, fmt.Errorf("migrate: watch %s: %w", filepath.Dir(abs), err)
-	}
-	data, err := os.ReadFile(abs)
-	if err != nil {
-		_ = fsw.Close()
-		return nil, fmt.Errorf("migrate: %w", err)
-	}
+	w.path = fw.Path()
 	doc, err := ParseDocument(data)
 	if err != nil {
-		_ = fsw.Close()
-		return nil, fmt.Errorf("%s: %w", abs, err)
+		_ = fw.Close()
+		return nil, fmt.Errorf("%s: %w", w.path, err)
 	}
-	w := &FileWatcher{path: abs, sub: sub, prod: prod, logger: logger.With("file", abs), cfg: cfg, fsw: fsw, exited: make(chan struct{})}
+	w.logger = logger.With("file", w.path)
 	w.ctx, w.cancel = context.WithCancel(ctx)
-	w.digest = sha256.Sum256(data)
 	w.apply(doc)
-	go w.run()
+	fw.Start(w.ctx, w.reload)
+	go func() {
+		defer close(w.exited)
+		<-fw.Done()
+		w.cancel()
+		w.jobs.Wait()
+	}()
 	return w, nil
 }
 
@@ -169,61 +159,8 @@ func (w *FileWatcher) Stats() WatchStats {
 	return WatchStats{Applied: w.applied.Load(), Rejected: w.rejected.Load(), PhaseErrors: w.phaseErrors.Load()}
 }
 
-func (w *FileWatcher) run() {
-	defer close(w.exited)
-	defer w.jobs.Wait()
-	defer w.cancel()
-	defer w.fsw.Close()
-	var timer *time.Timer
-	var fire <-chan time.Time
-	for {
-		select {
-		case <-w.ctx.Done():
-			if timer != nil {
-				timer.Stop()
-			}
-			return
-		case ev, ok := <-w.fsw.Events:
-			if !ok {
-				return
-			}
-			_ = ev // any change in the directory may be a new version (renames, symlink swaps)
-			if timer == nil {
-				timer = time.NewTimer(w.cfg.debounce)
-			} else {
-				timer.Reset(w.cfg.debounce)
-			}
-			fire = timer.C
-		case err, ok := <-w.fsw.Errors:
-			if !ok {
-				return
-			}
-			w.fail(fmt.Errorf("migrate: watch %s: %w", w.path, err), true)
-		case <-fire:
-			fire = nil
-			w.reload()
-		}
-	}
-}
-
-// reload reads the file and applies it if it changed.
-func (w *FileWatcher) reload() {
-	data, err := os.ReadFile(w.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return // being replaced: its creation is the next event
-	}
-	if err != nil {
-		w.fail(fmt.Errorf("migrate: %w", err), true)
-		return
-	}
-	digest := sha256.Sum256(data)
-	w.mu.Lock()
-	same := digest == w.digest
-	w.digest = digest
-	w.mu.Unlock()
-	if same {
-		return
-	}
+// reload parses and applies a new content of the file.
+func (w *FileWatcher) reload(data []byte) {
 	doc, err := ParseDocument(data)
 	if err != nil {
 		w.fail(fmt.Errorf("%s: %w", w.path, err), true)

@@ -9,30 +9,20 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rmqkit/rmqkit/internal/filewatch/filewatchtest"
 )
 
 // writeFile replaces path like an editor does: a temporary file renamed
 // over the original.
 func writeFile(t *testing.T, path, content string) {
 	t.Helper()
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
+	filewatchtest.Replace(t, path, content)
 }
 
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	filewatchtest.Eventually(t, what, cond)
 }
 
 // watchEnv is a Subscription on fakes with a real clock, a producer on
