@@ -59,5 +59,5 @@
 // WatchFile applies a small YAML document ({phase: dual, weight: 50}) to a
 // Subscription and a Producer and follows the file's edits.
 //
-// See docs/migrate.md for the procedure.
+// See the README, section "Moving a topic to another cluster", for the procedure.
 package migrate
