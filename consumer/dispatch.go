@@ -128,7 +128,7 @@ func (c *Consumer) handle(s *subscription, exts []*primitive.MessageExt) outcome
 		if i > 0 {
 			d = &delivery{c: c, s: s}
 		}
-		d.msg = *newMessage(c.group, e)
+		d.msg.fill(c.group, e)
 		d.msg.received = now
 		result = max(result, d.do(1))
 	}

@@ -41,7 +41,15 @@ func (m *Message) Waits() (throttle, pool time.Duration) {
 }
 
 func newMessage(group string, ext *primitive.MessageExt) *Message {
-	m := &Message{
+	m := new(Message)
+	m.fill(group, ext)
+	return m
+}
+
+// fill sets m from the client's message; the hot path fills a Message that
+// is part of a larger allocation instead of allocating one.
+func (m *Message) fill(group string, ext *primitive.MessageExt) {
+	*m = Message{
 		Topic:          ext.Topic,
 		Tag:            ext.GetTags(),
 		Keys:           ext.GetKeys(),
@@ -57,7 +65,6 @@ func newMessage(group string, ext *primitive.MessageExt) *Message {
 	if q := ext.Queue; q != nil {
 		m.Broker, m.QueueID = q.BrokerName, q.QueueId
 	}
-	return m
 }
 
 // Property returns the user or system property key of the message, or ""
