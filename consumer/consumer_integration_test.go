@@ -419,3 +419,55 @@ func TestStalledPoolDoesNotTriggerIdleQueueDrop(t *testing.T) {
 		t.Fatalf("%d duplicates after a long stall: the queue was dropped", r.Duplicates)
 	}
 }
+
+// Lag reports what the broker holds beyond the group's committed offsets:
+// everything before consumption, nothing once it is done and committed.
+func TestLagFollowsConsumption(t *testing.T) {
+	t.Parallel()
+	cl := rmqtest.ClusterA(t)
+	topic := cl.NewTopic(t)
+	ids := cl.NewProducer(t).Produce(topic, "lag", 300)
+	got := rmqtest.NewCollector()
+	c := newConsumer(t, cl, cl.NewGroup(t), quiet())
+	if err := c.Subscribe(topic, consumer.All, collect(got)); err != nil {
+		t.Fatal(err)
+	}
+	start(t, c)
+	got.RequireAll(t, ids, 60*time.Second)
+	deadline := time.Now().Add(30 * time.Second) // offsets are committed every 5 s
+	for {
+		lag, err := c.Lag(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lag[topic] == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lag of %s = %d after consuming everything, want 0", topic, lag[topic])
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+
+	// New messages while nobody consumes them show up as lag.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := c.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cl.NewProducer(t).Produce(topic, "more", 50)
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		lag, err := c.Lag(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lag[topic] == 50 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lag of %s = %d with 50 unconsumed, want 50", topic, lag[topic])
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

@@ -200,7 +200,8 @@ type LagFunc func(ctx context.Context) (map[string]int64, error)
 // is called once per metric collection, with the collection's context; it
 // should return quickly (it usually asks the brokers). An error is passed to
 // the OpenTelemetry error handler and that collection has no lag. The
-// default, nil, reports no lag. Read by ObserveConsumer.
+// default, nil, reports no lag; (*consumer.Consumer).Lag fits. Read by
+// ObserveConsumer.
 func WithLagFunc(f LagFunc) Option { return func(c *config) { c.lag = f } }
 
 // WithGauges makes ObserveConsumer register more observable gauges, read at
