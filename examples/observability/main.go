@@ -106,7 +106,7 @@ func run(ctx context.Context, cluster *exampleutil.Cluster, metricsAddr string, 
 	if err != nil {
 		return err
 	}
-	stopObserving, err := rmqotel.ObserveConsumer(c)
+	stopObserving, err := rmqotel.ObserveConsumer(c, rmqotel.WithLagFunc(c.Lag))
 	if err != nil {
 		return err
 	}
