@@ -95,7 +95,7 @@ func New(group string, opts ...Option) (*Consumer, error) {
 	}
 	c.admit, c.stopAdmit = context.WithCancel(context.Background())
 	c.handlerCtx, c.stopHandler = context.WithCancel(context.Background())
-	c.inflight.m = make(map[*primitive.MessageExt]struct{})
+	c.inflight.init()
 	if err := c.glim.init(cfg.groupLimit, cfg.groupQuota); err != nil {
 		return nil, fmt.Errorf("%w: group limit: %w", ErrInvalidOption, err)
 	}

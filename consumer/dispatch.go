@@ -235,26 +235,59 @@ func (d *delivery) reconsume() int {
 }
 
 // inflight is the set of messages rmqkit holds: waiting for a worker or
-// being handled.
+// being handled. It is sharded because every callback adds and removes its
+// messages, and thousands of callbacks run at once under a backlog: one
+// mutex made them queue behind each other.
 type inflight struct {
+	shards [inflightShards]inflightShard
+}
+
+const inflightShards = 32
+
+type inflightShard struct {
 	mu sync.Mutex
 	m  map[*primitive.MessageExt]struct{}
+	_  [40]byte // keep shards on separate cache lines
+}
+
+func (f *inflight) init() {
+	for i := range f.shards {
+		f.shards[i].m = make(map[*primitive.MessageExt]struct{})
+	}
+}
+
+func (f *inflight) shard(m *primitive.MessageExt) *inflightShard {
+	return &f.shards[uint64(m.QueueOffset)%inflightShards]
 }
 
 func (f *inflight) add(msgs []*primitive.MessageExt) {
-	f.mu.Lock()
 	for _, m := range msgs {
-		f.m[m] = struct{}{}
+		sh := f.shard(m)
+		sh.mu.Lock()
+		sh.m[m] = struct{}{}
+		sh.mu.Unlock()
 	}
-	f.mu.Unlock()
 }
 
 func (f *inflight) remove(msgs []*primitive.MessageExt) {
-	f.mu.Lock()
 	for _, m := range msgs {
-		delete(f.m, m)
+		sh := f.shard(m)
+		sh.mu.Lock()
+		delete(sh.m, m)
+		sh.mu.Unlock()
 	}
-	f.mu.Unlock()
+}
+
+// each calls fn for every held message, one shard locked at a time.
+func (f *inflight) each(fn func(*primitive.MessageExt)) {
+	for i := range f.shards {
+		sh := &f.shards[i]
+		sh.mu.Lock()
+		for m := range sh.m {
+			fn(m)
+		}
+		sh.mu.Unlock()
+	}
 }
 
 // renewLeases keeps the client's consume-start stamp of every held message
@@ -270,11 +303,9 @@ func (c *Consumer) renewLeases(every time.Duration, done <-chan struct{}) {
 			return
 		case now := <-t.C:
 			stamp := strconv.FormatInt(now.UnixMilli(), 10)
-			c.inflight.mu.Lock()
-			for m := range c.inflight.m {
+			c.inflight.each(func(m *primitive.MessageExt) {
 				m.WithProperty(primitive.PropertyConsumeStartTime, stamp)
-			}
-			c.inflight.mu.Unlock()
+			})
 		}
 	}
 }
