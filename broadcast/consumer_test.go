@@ -1,0 +1,226 @@
+package broadcast
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rmqkit/rmqkit/consumer"
+	"github.com/rmqkit/rmqkit/internal/admin"
+)
+
+// withFakeAdmin makes New use adm instead of connecting to a broker.
+func withFakeAdmin(adm *fakeAdmin) Option {
+	return func(c *config) { c.newAdmin = func(*config) (adminAPI, error) { return adm, nil } }
+}
+
+func newTestConsumer(t *testing.T, adm *fakeAdmin, opts ...Option) *Consumer {
+	t.Helper()
+	base := []Option{
+		WithNameServer("127.0.0.1:1"),
+		WithLogger(slog.New(slog.DiscardHandler)),
+		WithIdentity("web-0"),
+		withFakeAdmin(adm),
+	}
+	c, err := New("orders", append(base, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	return c
+}
+
+func nop(context.Context, *consumer.Message) error { return nil }
+
+func TestNewDerivesTheInstanceGroup(t *testing.T) {
+	c := newTestConsumer(t, newFakeAdmin())
+	if c.Identity() != "web_0" || c.Group() != "orders-web_0" || c.BaseGroup() != "orders" {
+		t.Fatalf("identity %q group %q base %q", c.Identity(), c.Group(), c.BaseGroup())
+	}
+	ns := newTestConsumer(t, newFakeAdmin(), WithNamespace("prod"))
+	if ns.Group() != "orders-web_0" || ns.bgroup != "prod%orders-web_0" {
+		t.Fatalf("with namespace: group %q, broker group %q", ns.Group(), ns.bgroup)
+	}
+	if s := c.Settings(); s.Group != "orders-web_0" {
+		t.Fatalf("the consumer's group is %q", s.Group)
+	}
+}
+
+func TestNewValidatesItsArguments(t *testing.T) {
+	for name, tc := range map[string]struct {
+		base string
+		opts []Option
+	}{
+		"no name server":      {"orders", []Option{WithIdentity("a")}},
+		"bad base group":      {"or ders", []Option{WithNameServer("x:1"), WithIdentity("a")}},
+		"empty identity":      {"orders", []Option{WithNameServer("x:1"), WithIdentity("")}},
+		"negative wait":       {"orders", []Option{WithNameServer("x:1"), WithIdentity("a"), WithIdentityWait(-1)}},
+		"tiny ttl":            {"orders", []Option{WithNameServer("x:1"), WithIdentity("a"), WithGarbageCollection(time.Millisecond, 0)}},
+		"nil consumer option": {"orders", []Option{WithNameServer("x:1"), WithIdentity("a"), WithConsumerOptions(nil)}},
+		"bad consumer option": {"orders", []Option{WithNameServer("x:1"), WithIdentity("a"), WithConsumerOptions(consumer.WithDefaultPoolSize(0))}},
+	} {
+		if _, err := New(tc.base, tc.opts...); !errors.Is(err, ErrInvalidOption) {
+			t.Errorf("%s: err = %v, want ErrInvalidOption", name, err)
+		}
+	}
+}
+
+func TestStartRefusesAnIdentityInUse(t *testing.T) {
+	adm := newFakeAdmin()
+	adm.setConns("orders-web_0", "10.0.0.9@rmqkit-web_0-other")
+	c := newTestConsumer(t, adm, WithIdentityWait(0))
+	if err := c.Subscribe("T", consumer.All, nop); err != nil {
+		t.Fatal(err)
+	}
+	err := c.Start(context.Background())
+	if !errors.Is(err, ErrIdentityInUse) {
+		t.Fatalf("Start = %v, want ErrIdentityInUse", err)
+	}
+	for _, want := range []string{`"web_0"`, "10.0.0.9@rmqkit-web_0-other", "10.0.0.9:4242"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %s", err, want)
+		}
+	}
+	if len(adm.created) != 0 || len(adm.offsets) != 0 {
+		t.Errorf("a refused Start changed the broker: created %v, offsets %v", adm.created, adm.offsets)
+	}
+}
+
+func TestStartWithoutSubscriptionsIsInvalid(t *testing.T) {
+	c := newTestConsumer(t, newFakeAdmin())
+	if err := c.Start(context.Background()); !errors.Is(err, ErrInvalidOption) {
+		t.Fatalf("Start = %v, want ErrInvalidOption", err)
+	}
+}
+
+func TestOwnClientDoesNotCountAsAnother(t *testing.T) {
+	adm := newFakeAdmin()
+	c := newTestConsumer(t, adm)
+	adm.setConns("orders-web_0", "10.0.0.1@"+c.instance)
+	if err := c.waitAlone(context.Background()); err != nil {
+		t.Fatalf("waitAlone = %v with only this instance's own client connected", err)
+	}
+}
+
+func TestClientsTheBrokerListsButThatAreGoneDoNotCount(t *testing.T) {
+	adm := newFakeAdmin()
+	c := newTestConsumer(t, adm, WithIdentityWait(0))
+	adm.setConns("orders-web_0", "10.0.0.1@closed", "10.0.0.2@shut-down", "10.0.0.3@java", "10.0.0.4@silent", "10.0.0.5@alive")
+	re := func(remark string) error { return &admin.ResponseError{Code: 1, Remark: remark} }
+	adm.runningInfo["10.0.0.1@closed"] = re("invoke consumer <g> <10.0.0.1@closed> Exception: org.apache.rocketmq.remoting.exception.RemotingSendRequestException: send request to </10.0.0.1:1> failed")
+	adm.runningInfo["10.0.0.2@shut-down"] = re("Can't find specified client instance of: 10.0.0.2@shut-down")
+	adm.runningInfo["10.0.0.3@java"] = re("The Consumer Group <g> not exist in this consumer")
+	adm.runningInfo["10.0.0.4@silent"] = re("invoke consumer <g> <10.0.0.4@silent> Timeout: 5000")
+	others, err := c.otherClients(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, o := range others {
+		ids = append(ids, o.ClientID)
+	}
+	if strings.Join(ids, ",") != "10.0.0.4@silent,10.0.0.5@alive" {
+		t.Fatalf("clients counted as alive: %v; want the silent one and the alive one", ids)
+	}
+}
+
+func TestIdentityWaitLetsThePreviousIncarnationGo(t *testing.T) {
+	old := []admin.Connection{{ClientID: "10.0.0.9@old", ClientAddr: "10.0.0.9:1"}}
+	adm := newFakeAdmin()
+	adm.connSeq["orders-web_0"] = [][]admin.Connection{old, old, nil}
+	c := newTestConsumer(t, adm, WithIdentityWait(10*time.Second))
+	began := time.Now()
+	if err := c.waitAlone(context.Background()); err != nil {
+		t.Fatalf("waitAlone = %v, want nil once the old client is gone", err)
+	}
+	if d := time.Since(began); d < 1500*time.Millisecond || d > 5*time.Second {
+		t.Errorf("waited %v, want about 2 polls of 1s", d)
+	}
+
+	adm.connSeq["orders-web_0"] = [][]admin.Connection{old}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := c.waitAlone(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("waitAlone = %v, want the context's error", err)
+	}
+}
+
+func TestEnsureGroupCreatesTheMarkedGroupOnce(t *testing.T) {
+	adm := newFakeAdmin()
+	c := newTestConsumer(t, adm)
+	for range 2 {
+		if err := c.ensureGroup(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(adm.created) != 1 || adm.groups["orders-web_0"].ConsumeBroadcastEnable {
+		t.Fatalf("created %v (%+v), want one marked group", adm.created, adm.groups["orders-web_0"])
+	}
+
+	// A group the broker auto-created gets the mark, keeping its settings.
+	adm2 := newFakeAdmin()
+	adm2.addGroup("orders-web_0", false)
+	c2 := newTestConsumer(t, adm2)
+	if err := c2.ensureGroup(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if adm2.createdOpts["orders-web_0"] != 3 || adm2.groups["orders-web_0"].ConsumeBroadcastEnable {
+		t.Fatalf("unmarked group: %d options given, config %+v", adm2.createdOpts["orders-web_0"], adm2.groups["orders-web_0"])
+	}
+}
+
+func TestInitOffsetsSetsOnlyQueuesWithoutOffsets(t *testing.T) {
+	adm := newFakeAdmin()
+	adm.addGroup("g", true)
+	adm.routes["T"] = admin.TopicRoute{Topic: "T", Queues: []admin.QueueData{{BrokerName: "b", ReadQueues: 3, WriteQueues: 3}}}
+	q := func(i int) admin.MessageQueue { return admin.MessageQueue{Topic: "T", BrokerName: "b", QueueID: i} }
+	adm.offsets[offsetKey("g", q(0))] = 5 // a restart: committed before
+	adm.max[q(1)], adm.max[q(2)] = 70, 90
+	adm.atTime[q(1)], adm.atTime[q(2)] = 11, 12
+
+	n, err := initOffsets(context.Background(), adm, "g", []string{"T"}, time.Time{})
+	if err != nil || n != 2 {
+		t.Fatalf("initOffsets = %d, %v; want 2 queues set", n, err)
+	}
+	want := map[int]int64{0: 5, 1: 70, 2: 90}
+	for i, off := range want {
+		if got := adm.offsets[offsetKey("g", q(i))]; got != off {
+			t.Errorf("queue %d: offset %d, want %d", i, got, off)
+		}
+	}
+
+	// With a start time, a new group starts at the messages stored since.
+	n, err = initOffsets(context.Background(), adm, "g2", []string{"T"}, time.Unix(1, 0))
+	if err == nil {
+		t.Fatalf("initOffsets of a group the broker does not have = %d, nil; want an error", n)
+	}
+	adm.addGroup("g2", true)
+	if _, err := initOffsets(context.Background(), adm, "g2", []string{"T"}, time.Unix(1, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if got := adm.offsets[offsetKey("g2", q(2))]; got != 12 {
+		t.Errorf("queue 2 of g2: offset %d, want 12 (from the start time)", got)
+	}
+	if _, err := initOffsets(context.Background(), adm, "g", []string{"missing"}, time.Time{}); !errors.Is(err, admin.ErrNotFound) {
+		t.Errorf("unknown topic: err = %v, want ErrNotFound", err)
+	}
+}
+
+func TestStopWithoutStartIsSafe(t *testing.T) {
+	adm := newFakeAdmin()
+	c := newTestConsumer(t, adm)
+	for range 2 {
+		if err := c.Stop(context.Background()); err != nil {
+			t.Fatalf("Stop = %v", err)
+		}
+	}
+	if err := c.Start(context.Background()); !errors.Is(err, consumer.ErrStopped) {
+		t.Fatalf("Start after Stop = %v, want consumer.ErrStopped", err)
+	}
+	if err := c.Subscribe("T", consumer.All, nop); !errors.Is(err, consumer.ErrStarted) {
+		t.Fatalf("Subscribe after Stop = %v, want consumer.ErrStarted", err)
+	}
+}

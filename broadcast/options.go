@@ -1,0 +1,189 @@
+package broadcast
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/rmqkit/rmqkit/consumer"
+)
+
+// Option configures a Consumer in New, or a GarbageCollector in
+// NewGarbageCollector (which uses only the connection options: name server,
+// credentials, namespace, logger).
+type Option func(*config)
+
+type config struct {
+	nameServers  []string
+	credentials  *[2]string
+	namespace    string
+	logger       *slog.Logger
+	consumerOpts []consumer.Option
+
+	identity      string
+	identityGiven bool
+	stateDir      string
+	startAt       time.Time // zero: latest
+	identityWait  time.Duration
+	gcTTL         time.Duration
+	gcEvery       time.Duration
+
+	// Seams for tests; nil means the real thing.
+	getenv   func(string) string
+	hostname func() (string, error)
+	now      func() time.Time
+	newAdmin func(*config) (adminAPI, error)
+}
+
+func defaultConfig() config {
+	return config{logger: slog.Default(), identityWait: 15 * time.Second}
+}
+
+func (c *config) setDefaults() {
+	if c.getenv == nil {
+		c.getenv = os.Getenv
+	}
+	if c.hostname == nil {
+		c.hostname = os.Hostname
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.newAdmin == nil {
+		c.newAdmin = newAdminClient
+	}
+}
+
+// WithNameServer sets the name server addresses ("host:port"). It is
+// required. It is given to the consumer and to the admin client that checks
+// the identity, initialises offsets and collects garbage.
+func WithNameServer(addrs ...string) Option {
+	return func(c *config) { c.nameServers = append([]string(nil), addrs...) }
+}
+
+// WithCredentials sets the access key and secret key for a broker with ACL
+// enabled, for the consumer and the admin client. The secret is never
+// logged. The account needs, besides consuming, the right to create
+// subscription groups and topics (the retry topic) and to commit offsets,
+// and, for garbage collection, to delete subscription groups and topics.
+func WithCredentials(accessKey, secretKey string) Option {
+	return func(c *config) { c.credentials = &[2]string{accessKey, secretKey} }
+}
+
+// WithNamespace prefixes topics and groups with a RocketMQ namespace, for
+// the consumer and the admin client.
+func WithNamespace(ns string) Option { return func(c *config) { c.namespace = ns } }
+
+// WithLogger sets the logger of this package and of the consumer. The
+// default is slog.Default().
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) {
+		if l != nil {
+			c.logger = l
+		}
+	}
+}
+
+// WithConsumerOptions passes options to the underlying consumer.Consumer:
+// pool size, prefetch, max retries, middleware (tracing, metrics), rate
+// limits, handler timeout and so on apply to a broadcast subscription as to
+// any other. Name server, credentials, namespace and logger are set with this
+// package's options. Two consumer options are overridden because this
+// package depends on them: consumer.WithStartPosition (use WithStartTime) and
+// consumer.WithInstanceName. consumer.WithGroupQuota works like
+// consumer.WithGroupRate here, since each derived group has one instance.
+func WithConsumerOptions(opts ...consumer.Option) Option {
+	return func(c *config) { c.consumerOpts = append(c.consumerOpts, opts...) }
+}
+
+// WithIdentity sets the instance identity explicitly; it takes precedence
+// over the environment and the state directory. It is sanitised like any
+// identity (see Consumer.Identity). An empty id is an error rather than
+// "not set", so that an unset variable in WithIdentity(os.Getenv("X")) is
+// noticed.
+func WithIdentity(id string) Option {
+	return func(c *config) { c.identity, c.identityGiven = id, true }
+}
+
+// WithStateDir sets the directory where an identity is persisted when
+// neither WithIdentity nor the environment gives one. The default is
+// os.UserConfigDir()/rmqkit/broadcast. The directory is created on first
+// use; the identity file in it ("identity") is written once, atomically.
+// Processes sharing a state directory share the identity, so only one of
+// them can run at a time (ErrIdentityInUse).
+func WithStateDir(dir string) Option { return func(c *config) { c.stateDir = dir } }
+
+// WithStartTime makes a new instance (one whose consumer group has no
+// offsets yet) start at the first message stored at or after t. The default,
+// the zero time, starts a new instance at the end of each queue: it gets
+// what is produced after its first Start. A restarted instance resumes from
+// its committed offsets whatever this says.
+func WithStartTime(t time.Time) Option { return func(c *config) { c.startAt = t } }
+
+// WithIdentityWait sets how long Start waits for another client connected
+// under this instance's group to go away before it fails with
+// ErrIdentityInUse. The default, 15 seconds, covers the time the broker
+// takes to notice that the previous process stopped or was killed (its TCP
+// connection closed): usually milliseconds, seconds on a loaded broker. 0
+// fails at once. A process that died with its machine (no TCP close) stays
+// listed by the broker until its channel expires, about 2 minutes: an
+// instance that may come back that fast elsewhere (a StatefulSet pod
+// rescheduled after a node failure) should wait about 150 seconds. Start's
+// context bounds the wait too.
+func WithIdentityWait(d time.Duration) Option { return func(c *config) { c.identityWait = d } }
+
+// WithGarbageCollection makes the instance, while it runs, delete the
+// consumer groups of other instances of the same base group that have been
+// offline for at least ttl, checking every every (0: ttl/4, between 1 second
+// and 10 minutes). See CollectGarbage for what is deleted and when. The
+// default, ttl 0, collects nothing. ttl is also the longest time an instance
+// may be down and still get, after its restart, what was produced meanwhile.
+func WithGarbageCollection(ttl, every time.Duration) Option {
+	return func(c *config) { c.gcTTL, c.gcEvery = ttl, every }
+}
+
+func (c *config) validate() error {
+	if len(c.nameServers) == 0 {
+		return fmt.Errorf("%w: name server: none set (use WithNameServer)", ErrInvalidOption)
+	}
+	for _, a := range c.nameServers {
+		if a == "" {
+			return fmt.Errorf("%w: name server: empty address", ErrInvalidOption)
+		}
+	}
+	if c.credentials != nil && (c.credentials[0] == "" || c.credentials[1] == "") {
+		return fmt.Errorf("%w: credentials: access key and secret key must both be set", ErrInvalidOption)
+	}
+	if c.identityWait < 0 {
+		return fmt.Errorf("%w: identity wait %v is negative", ErrInvalidOption, c.identityWait)
+	}
+	if c.gcTTL < 0 || c.gcEvery < 0 {
+		return fmt.Errorf("%w: garbage collection ttl %v / every %v: negative", ErrInvalidOption, c.gcTTL, c.gcEvery)
+	}
+	if c.gcTTL > 0 && c.gcTTL < minTTL {
+		return fmt.Errorf("%w: garbage collection ttl %v is under %v", ErrInvalidOption, c.gcTTL, minTTL)
+	}
+	for i, o := range c.consumerOpts {
+		if o == nil {
+			return fmt.Errorf("%w: consumer option %d is nil", ErrInvalidOption, i)
+		}
+	}
+	return nil
+}
+
+// gcPeriod is the period of the collection loop.
+func (c *config) gcPeriod() time.Duration {
+	if c.gcEvery > 0 {
+		return c.gcEvery
+	}
+	return min(max(c.gcTTL/4, time.Second), 10*time.Minute)
+}
+
+// brokerName is name as the broker knows it: with the namespace prefix.
+func (c *config) brokerName(name string) string {
+	if c.namespace == "" {
+		return name
+	}
+	return c.namespace + "%" + name
+}
