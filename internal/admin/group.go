@@ -33,33 +33,9 @@ type wireConsumerConnection struct {
 // consumer of the group is online.
 func (c *Client) ConsumerConnections(ctx context.Context, group string) (_ []Connection, err error) {
 	defer wrap(&err, "connections of group %q", group)
-	masters, err := c.masterBrokers(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := []Connection{}
-	seen := make(map[string]bool)
-	for _, b := range masters {
-		resp, err := c.invoke(ctx, b.MasterAddr(), reqGetConsumerConnectionList, map[string]string{"consumerGroup": group}, nil)
-		if errors.Is(err, ErrConsumerNotOnline) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("broker %s: %w", b.Name, err)
-		}
-		conns, err := parseConsumerConnections(resp.Body)
-		if err != nil {
-			return nil, fmt.Errorf("broker %s: %w", b.Name, err)
-		}
-		for _, cn := range conns {
-			if !seen[cn.ClientID] {
-				seen[cn.ClientID] = true
-				out = append(out, cn)
-			}
-		}
-	}
-	slices.SortFunc(out, func(a, b Connection) int { return strings.Compare(a.ClientID, b.ClientID) })
-	return out, nil
+	return fromMasters(ctx, c, reqGetConsumerConnectionList, map[string]string{"consumerGroup": group},
+		func(err error) bool { return errors.Is(err, ErrConsumerNotOnline) },
+		parseConsumerConnections, func(cn Connection) string { return cn.ClientID })
 }
 
 func parseConsumerConnections(body []byte) ([]Connection, error) {
@@ -159,28 +135,49 @@ type wireSubscriptionGroups struct {
 // own groups (TOOLS_CONSUMER, ...) included.
 func (c *Client) SubscriptionGroups(ctx context.Context) (_ []string, err error) {
 	defer wrap(&err, "subscription groups")
+	return fromMasters(ctx, c, reqGetAllSubscriptionGroup, nil, noSubscriptionGroup,
+		parseSubscriptionGroups, func(name string) string { return name })
+}
+
+// noSubscriptionGroup reports the answer of a broker that has no
+// subscription group at all.
+func noSubscriptionGroup(err error) bool {
+	var re *ResponseError
+	return errors.As(err, &re) && re.Code == codeSystemError && strings.Contains(re.Remark, "No subscription group")
+}
+
+// fromMasters sends the same request to every master broker and merges the
+// answers: a broker whose error skip accepts is passed over, items are
+// deduplicated by key (the first broker by name wins) and sorted by key.
+func fromMasters[T any](ctx context.Context, c *Client, code int, ext map[string]string,
+	skip func(error) bool, parse func([]byte) ([]T, error), key func(T) string) ([]T, error) {
 	masters, err := c.masterBrokers(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var names []string
+	out := []T{}
+	seen := make(map[string]bool)
 	for _, b := range masters {
-		resp, err := c.invoke(ctx, b.MasterAddr(), reqGetAllSubscriptionGroup, nil, nil)
-		var re *ResponseError
-		if errors.As(err, &re) && re.Code == codeSystemError && strings.Contains(re.Remark, "No subscription group") {
+		resp, err := c.invoke(ctx, b.MasterAddr(), code, ext, nil)
+		if err != nil && skip(err) {
 			continue
 		}
 		if err != nil {
 			return nil, fmt.Errorf("broker %s: %w", b.Name, err)
 		}
-		groups, err := parseSubscriptionGroups(resp.Body)
+		items, err := parse(resp.Body)
 		if err != nil {
 			return nil, fmt.Errorf("broker %s: %w", b.Name, err)
 		}
-		names = append(names, groups...)
+		for _, it := range items {
+			if k := key(it); !seen[k] {
+				seen[k] = true
+				out = append(out, it)
+			}
+		}
 	}
-	slices.Sort(names)
-	return slices.Compact(names), nil
+	slices.SortFunc(out, func(a, b T) int { return strings.Compare(key(a), key(b)) })
+	return out, nil
 }
 
 func parseSubscriptionGroups(body []byte) ([]string, error) {

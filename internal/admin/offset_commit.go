@@ -63,34 +63,8 @@ type GroupConfig struct {
 // of the first broker by name.
 func (c *Client) SubscriptionGroupConfigs(ctx context.Context) (_ []GroupConfig, err error) {
 	defer wrap(&err, "subscription group configs")
-	masters, err := c.masterBrokers(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var out []GroupConfig
-	seen := make(map[string]bool)
-	for _, b := range masters {
-		resp, err := c.invoke(ctx, b.MasterAddr(), reqGetAllSubscriptionGroup, nil, nil)
-		var re *ResponseError
-		if errors.As(err, &re) && re.Code == codeSystemError && strings.Contains(re.Remark, "No subscription group") {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("broker %s: %w", b.Name, err)
-		}
-		groups, err := parseGroupConfigs(resp.Body)
-		if err != nil {
-			return nil, fmt.Errorf("broker %s: %w", b.Name, err)
-		}
-		for _, g := range groups {
-			if !seen[g.Name] {
-				seen[g.Name] = true
-				out = append(out, g)
-			}
-		}
-	}
-	slices.SortFunc(out, func(a, b GroupConfig) int { return strings.Compare(a.Name, b.Name) })
-	return out, nil
+	return fromMasters(ctx, c, reqGetAllSubscriptionGroup, nil, noSubscriptionGroup,
+		parseGroupConfigs, func(g GroupConfig) string { return g.Name })
 }
 
 type wireGroupConfig struct {
