@@ -296,7 +296,7 @@ func (c *Consumer) otherClients(ctx context.Context) ([]admin.Connection, error)
 // stale reports whether a listed client is certainly gone. The broker can
 // keep listing a client whose connection has closed for up to 2 minutes (a
 // heartbeat it handles after the close registers the dead connection
-// again; seen after a graceful Stop in about 1 of 100 restarts under load).
+// again; seen in about 1 in 80 in-process restarts under load).
 // Asked for its running info, the broker then fails to write to that
 // connection; a client that is alive but no longer runs a consumer of the
 // group says so. Anything else, a timeout included (a machine that died
@@ -307,20 +307,17 @@ func (c *Consumer) stale(ctx context.Context, cn admin.Connection) bool {
 	if !errors.As(err, &re) {
 		return false
 	}
-	for _, gone := range staleRemarks {
+	// Remarks that prove the client gone.
+	for _, gone := range [...]string{
+		"RemotingSendRequestException",         // broker: the connection is closed
+		"Can't find specified client instance", // rocketmq-client-go after Shutdown
+		"not exist in this consumer",           // Java client without that group
+	} {
 		if strings.Contains(re.Remark, gone) {
 			return true
 		}
 	}
 	return false
-}
-
-// staleRemarks are the remarks of GET_CONSUMER_RUNNING_INFO answers that
-// prove a listed client gone.
-var staleRemarks = []string{
-	"RemotingSendRequestException",         // broker: the connection is closed
-	"Can't find specified client instance", // rocketmq-client-go after Shutdown
-	"not exist in this consumer",           // Java client without that group
 }
 
 func (c *Consumer) inUse(other admin.Connection) error {
