@@ -16,7 +16,6 @@ import (
 	"time"
 
 	rmq "github.com/apache/rocketmq-client-go/v2/consumer"
-	"github.com/apache/rocketmq-client-go/v2/primitive"
 
 	"github.com/rmqkit/rmqkit/broadcast"
 	"github.com/rmqkit/rmqkit/consumer"
@@ -152,28 +151,7 @@ func TestBrokerHandsABrandNewGroupTheWholeYoungQueue(t *testing.T) {
 	topic := cl.NewTopic(t, rmqtest.Queues(2))
 	old := cl.NewProducer(t).Produce(topic, "old", 50)
 	got := rmqtest.NewCollector()
-	c, err := rmq.NewPushConsumer(
-		rmq.WithGroupName(cl.NewGroup(t)),
-		rmq.WithNsResolver(primitive.NewPassthroughResolver([]string{cl.NameServer})),
-		rmq.WithInstance(rmqtest.Name(t, "i")),
-		rmq.WithConsumeFromWhere(rmq.ConsumeFromLastOffset),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = c.Subscribe(topic, rmq.MessageSelector{}, func(_ context.Context, msgs ...*primitive.MessageExt) (rmq.ConsumeResult, error) {
-		for _, m := range msgs {
-			got.Add(m.GetProperty(rmqtest.IDProperty))
-		}
-		return rmq.ConsumeSuccess, nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer c.Shutdown()
+	cl.StartPlainConsumer(t, topic, got, rmq.WithConsumeFromWhere(rmq.ConsumeFromLastOffset))
 	r := got.WaitAll(t, old, 15*time.Second)
 	t.Logf("plain client, new group, ConsumeFromLastOffset: received %d of %d messages produced before it started", len(old)-len(r.Lost), len(old))
 	if len(r.Lost) == len(old) {
