@@ -52,6 +52,8 @@ type Consumer struct {
 
 	active    atomic.Int64 // handlers running
 	callbacks atomic.Int64 // client callbacks inside rmqkit
+	parked    atomic.Int64 // callbacks of unhandled messages waiting for released
+	startedAt time.Time
 	inflight  inflight
 	renewDone chan struct{}
 
@@ -65,6 +67,7 @@ type Consumer struct {
 type pushClient interface {
 	Start() error
 	Shutdown() error
+	PersistConsumerOffset() error
 	Subscribe(topic string, sel rmq.MessageSelector, f func(context.Context, ...*primitive.MessageExt) (rmq.ConsumeResult, error)) error
 }
 
@@ -245,6 +248,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 	}
 	c.client = client
 	c.state = stateRunning
+	c.startedAt = time.Now()
 	c.renewDone = make(chan struct{})
 	go c.renewLeases(c.cfg.consumeTimeout/3, c.renewDone)
 	c.glim.start(c)
@@ -325,7 +329,10 @@ func (c *Consumer) Stop(ctx context.Context) error {
 		waitErr = c.waitHandlers(ctx)
 		if waitErr != nil {
 			c.stopHandler()
+		} else {
+			c.commitResults(ctx)
 		}
+		c.outliveFirstHeartbeat(ctx)
 		if err := c.client.Shutdown(); err != nil {
 			c.cfg.logger.Warn("rmqkit consumer shutdown", "group", c.group, "error", err)
 		}
@@ -368,6 +375,43 @@ func (c *Consumer) waitHandlers(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// commitResults commits the offsets of the messages handled before Stop.
+// The client records a result just after the callback returns, and the
+// commit in its Shutdown is one-way on connections it closes at once, so
+// without this the last results of a graceful stop were often lost and
+// their messages delivered again after the restart.
+func (c *Consumer) commitResults(ctx context.Context) {
+	t := time.NewTicker(2 * time.Millisecond)
+	defer t.Stop()
+	for c.callbacks.Load() > c.parked.Load() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+	time.Sleep(20 * time.Millisecond) // the client's bookkeeping after the return
+	if err := c.client.PersistConsumerOffset(); err != nil {
+		c.cfg.logger.Warn("rmqkit consumer: persist offsets at stop", "group", c.group, "error", err)
+	}
+}
+
+// outliveFirstHeartbeat delays a Stop that comes right after Start. The
+// client sends its first heartbeat about a second after Start from a
+// goroutine that ignores Shutdown; a heartbeat that lands after the
+// shutdown keeps the stopped client listed by the broker, holding its share
+// of the group's queues, for up to two minutes.
+func (c *Consumer) outliveFirstHeartbeat(ctx context.Context) {
+	wait := time.Until(c.startedAt.Add(1500 * time.Millisecond))
+	if wait <= 0 {
+		return
+	}
+	select {
+	case <-time.After(wait):
+	case <-ctx.Done():
+	}
 }
 
 func (c *Consumer) waitCallbacks(limit time.Duration) {

@@ -62,7 +62,9 @@ func (c *Consumer) consume(ctx context.Context, msgs ...*primitive.MessageExt) (
 	case abandoned:
 		// Wait until the client has been shut down: it then discards this
 		// result, and the messages stay unacknowledged for redelivery.
+		c.parked.Add(1)
 		<-c.released
+		c.parked.Add(-1)
 		return c.retry(ctx, false), nil
 	default:
 		return c.retry(ctx, dlq), nil

@@ -22,6 +22,7 @@ func (f *fakeClient) Shutdown() error {
 	close(f.shutdown)
 	return nil
 }
+func (f *fakeClient) PersistConsumerOffset() error { return nil }
 func (f *fakeClient) Subscribe(string, rmq.MessageSelector, func(context.Context, ...*primitive.MessageExt) (rmq.ConsumeResult, error)) error {
 	return nil
 }
