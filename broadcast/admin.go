@@ -18,7 +18,6 @@ type adminAPI interface {
 	MaxOffset(ctx context.Context, mq admin.MessageQueue) (int64, error)
 	SearchOffset(ctx context.Context, mq admin.MessageQueue, t time.Time) (int64, error)
 	UpdateConsumerOffset(ctx context.Context, group string, mq admin.MessageQueue, offset int64) error
-	ConsumerRunningInfo(ctx context.Context, group, clientID string) ([]byte, error)
 	Close() error
 }
 
@@ -29,6 +28,7 @@ type gcAdmin interface {
 	ConsumeStats(ctx context.Context, group, topic string) (admin.ConsumeStats, error)
 	DeleteSubscriptionGroup(ctx context.Context, group string) error
 	DeleteTopic(ctx context.Context, topic string) error
+	ConsumerRunningInfo(ctx context.Context, group, clientID string) ([]byte, error)
 }
 
 func newAdminClient(cfg *config) (adminAPI, error) {

@@ -17,6 +17,10 @@ import (
 
 type state int
 
+// firstHeartbeat is how long after Start Stop waits at least: the client
+// sends its first heartbeat 1 second after it starts.
+const firstHeartbeat = 1500 * time.Millisecond
+
 const (
 	stateNew state = iota
 	stateRunning
@@ -49,6 +53,7 @@ type Consumer struct {
 	topics   []string // subscribed, in order
 	gcCancel context.CancelFunc
 	gcDone   chan struct{}
+	started  time.Time // when the client started
 }
 
 // New returns an instance of the broadcast subscription baseGroup. It
@@ -221,6 +226,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 		return err
 	}
 	c.state = stateRunning
+	c.started = time.Now()
 	if others, err := c.otherClients(ctx); err != nil {
 		c.cfg.logger.Warn("rmqkit broadcast: cannot check the group's clients after start", "group", c.group, "error", err)
 	} else if len(others) > 0 {
@@ -283,7 +289,7 @@ func (c *Consumer) otherClients(ctx context.Context) ([]admin.Connection, error)
 		if strings.HasSuffix(cn.ClientID, "@"+c.instance) || strings.Contains(cn.ClientID, "@"+c.instance+"@") {
 			continue
 		}
-		if c.stale(ctx, cn) {
+		if stale(ctx, c.adm, c.bgroup, cn) {
 			c.cfg.logger.Info("rmqkit broadcast: ignoring a client the broker still lists but that is gone",
 				"group", c.group, "client", cn.ClientID, "address", cn.ClientAddr)
 			continue
@@ -293,16 +299,17 @@ func (c *Consumer) otherClients(ctx context.Context) ([]admin.Connection, error)
 	return others, nil
 }
 
-// stale reports whether a listed client is certainly gone. The broker can
-// keep listing a client whose connection has closed for up to 2 minutes (a
-// heartbeat it handles after the close registers the dead connection
-// again; seen in about 1 in 80 in-process restarts under load).
-// Asked for its running info, the broker then fails to write to that
-// connection; a client that is alive but no longer runs a consumer of the
-// group says so. Anything else, a timeout included (a machine that died
-// leaves a connection that accepts writes), counts as alive.
-func (c *Consumer) stale(ctx context.Context, cn admin.Connection) bool {
-	_, err := c.adm.ConsumerRunningInfo(ctx, c.bgroup, cn.ClientID)
+// stale reports whether a listed client of group is certainly gone. The
+// broker can keep listing a client whose connection has closed for up to 2
+// minutes (rocketmq-client-go sends its first heartbeat 1 second after
+// Start without looking at Shutdown; a consumer stopped before that can be
+// registered again, on its dead connection, after the close). Asked for its
+// running info, the broker then fails to write to that connection; a client
+// that is alive but no longer runs a consumer of the group says so.
+// Anything else, a timeout included (a machine that died leaves a connection
+// that accepts writes), counts as alive.
+func stale(ctx context.Context, adm gcAdmin, group string, cn admin.Connection) bool {
+	_, err := adm.ConsumerRunningInfo(ctx, group, cn.ClientID)
 	var re *admin.ResponseError
 	if !errors.As(err, &re) {
 		return false
@@ -367,14 +374,27 @@ func (c *Consumer) ensureRetryTopic(ctx context.Context) {
 // Stop stops the instance as consumer.Consumer.Stop does: it stops handing
 // messages to handlers, waits for the running ones until ctx ends, commits
 // offsets and disconnects. What was fetched but not handled is delivered
-// again after the next Start with the same identity. Stop is safe without
-// Start, after a failed Start, and more than once.
+// again after the next Start with the same identity. Called within 1.5
+// seconds of Start, it first waits until then (or until ctx ends), so that
+// the client is not shut down before its first heartbeat: rocketmq-client-go
+// could otherwise leave the broker listing it for 2 minutes. Stop is safe
+// without Start, after a failed Start, and more than once.
 func (c *Consumer) Stop(ctx context.Context) error {
 	c.mu.Lock()
 	prev := c.state
 	c.state = stateStopped
-	cancel, done := c.gcCancel, c.gcDone
+	cancel, done, started := c.gcCancel, c.gcDone, c.started
 	c.mu.Unlock()
+	if prev == stateRunning {
+		// Let the client's first heartbeat go out before it shuts down (see
+		// stale): otherwise the broker may list this instance for 2 more
+		// minutes, and a restart with the same identity would find it
+		// holding half the queues.
+		select {
+		case <-time.After(time.Until(started.Add(firstHeartbeat))):
+		case <-ctx.Done():
+		}
+	}
 	if cancel != nil {
 		cancel()
 		<-done

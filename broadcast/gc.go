@@ -33,7 +33,9 @@ import (
 // client is connected, when the group's committed offsets moved (it consumed
 // while the collector was not looking), or when two checks are more than
 // half the TTL apart. A group with a connected client is never deleted, and
-// connections are checked once more right before a deletion. The memory is
+// connections are checked once more right before a deletion. A client the
+// broker still lists although its connection is closed (see stale) does
+// not count as connected. The memory is
 // the collector's own: a collector that restarts starts watching afresh,
 // which only delays deletions. Every live instance with
 // WithGarbageCollection runs a collector, so they do not all have to live
@@ -185,12 +187,19 @@ func (c *collector) collect(ctx context.Context, ttl time.Duration) (GCReport, e
 	return rep, errors.Join(errs...)
 }
 
+// live reports whether group has a connected client; one the broker still
+// lists but that is certainly gone (see stale) does not count.
 func (c *collector) live(ctx context.Context, group string) (bool, error) {
 	conns, err := c.adm.ConsumerConnections(ctx, group)
 	if err != nil {
 		return false, err
 	}
-	return len(conns) > 0, nil
+	for _, cn := range conns {
+		if !stale(ctx, c.adm, group, cn) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // progress sums the group's committed offsets, to notice that it consumed

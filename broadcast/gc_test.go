@@ -108,6 +108,23 @@ func TestGCNeverDeletesALiveGroup(t *testing.T) {
 	}
 }
 
+func TestGCTreatsAClientTheBrokerListsButThatIsGoneAsOffline(t *testing.T) {
+	f := newGCFixture(t)
+	f.adm.addGroup("orders-ghost", true)
+	f.adm.setConns("orders-ghost", "10.0.0.1@ghost")
+	f.adm.runningInfo["10.0.0.1@ghost"] = &admin.ResponseError{Code: 1, Remark: "RemotingSendRequestException: send request to </10.0.0.1:1> failed"}
+	f.adm.addGroup("orders-silent", true)
+	f.adm.setConns("orders-silent", "10.0.0.2@silent")
+	f.adm.runningInfo["10.0.0.2@silent"] = &admin.ResponseError{Code: 1, Remark: "invoke consumer Timeout: 5000"}
+	rep := f.passes(t, 4, ttl/3)
+	if got := f.adm.deleted(); !slices.Equal(got, []string{"orders-ghost"}) {
+		t.Fatalf("deleted %v, want the ghost's group only (a client that does not answer may be alive)", got)
+	}
+	if !slices.Equal(rep.Live, []string{"orders-silent"}) {
+		t.Errorf("report %+v, want orders-silent live", rep)
+	}
+}
+
 func TestGCRestartsTheClockWhenTheInstanceCameBack(t *testing.T) {
 	f := newGCFixture(t)
 	f.adm.addGroup("orders-flaky", true)
