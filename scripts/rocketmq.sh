@@ -34,13 +34,15 @@
 # Clusters (CLUSTER is a, b, auth or fault):
 #   a     RmqkitA    name server 127.0.0.1:9876,  broker broker-a    127.0.0.1:10911
 #   b     RmqkitB    name server 127.0.0.1:19876, broker broker-b    127.0.0.1:20911
-#   fault RmqkitFault name server 127.0.0.1:39876, broker broker-fault 127.0.0.1:40911
+#   fault RmqkitFault name server 127.0.0.1:24876, broker broker-fault 127.0.0.1:25911
 #   auth  RmqkitAuth name server 127.0.0.1:29876, broker broker-auth 127.0.0.1:30911
 #         authentication + authorization on (RocketMQ 5.3 "ACL 2.0"); super user
 #         access key rmqkit-ak, secret key rmqkit-sk-12345678. Requests are signed
 #         exactly like the 4.x ACL (HMAC-SHA1 over the sorted ext fields + body),
 #         which is what rocketmq-client-go v2 does with primitive.Credentials.
 #   A broker listens on L (clients), L-2 (VIP channel) and L+1 (HA).
+#   All default ports are below 32768, outside Linux's ephemeral range, where an
+#   outgoing connection could hold a port a broker is about to bind.
 #
 # Environment:
 #   RMQKIT_NAMESRV_PORT, RMQKIT_BROKER_PORT                cluster a ports
@@ -174,7 +176,7 @@ cluster_def() {
     auth) C_NAME=RmqkitAuth C_BROKER=broker-auth C_AUTH=1
       NS_PORT=${RMQKIT_NAMESRV_PORT_AUTH:-29876} BR_PORT=${RMQKIT_BROKER_PORT_AUTH:-30911} ;;
     fault) C_NAME=RmqkitFault C_BROKER=broker-fault C_AUTH=0
-      NS_PORT=${RMQKIT_NAMESRV_PORT_FAULT:-39876} BR_PORT=${RMQKIT_BROKER_PORT_FAULT:-40911} ;;
+      NS_PORT=${RMQKIT_NAMESRV_PORT_FAULT:-24876} BR_PORT=${RMQKIT_BROKER_PORT_FAULT:-25911} ;;
     *) die "unknown cluster '$c'" ;;
   esac
   local f="$RUN_ROOT/$c/ports" k v

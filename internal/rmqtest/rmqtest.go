@@ -88,8 +88,8 @@ func ClusterAuth(t testing.TB) *Cluster {
 func ClusterFault(t testing.TB) *Cluster {
 	t.Helper()
 	return connect(t, &Cluster{
-		NameServer: env("RMQKIT_FAULT_NAMESRV", "127.0.0.1:39876"),
-		Broker:     env("RMQKIT_FAULT_BROKER", "127.0.0.1:40911"),
+		NameServer: env("RMQKIT_FAULT_NAMESRV", "127.0.0.1:24876"),
+		Broker:     env("RMQKIT_FAULT_BROKER", "127.0.0.1:25911"),
 		Name:       "RmqkitFault",
 		ID:         "fault",
 	}, "scripts/rocketmq.sh up --fault")
