@@ -34,6 +34,7 @@ func (c *Consumer) consume(ctx context.Context, msgs ...*primitive.MessageExt) (
 
 	result := handled
 	dlq := false
+	suspend := time.Second // of the failing subscription, for orderly retries
 	// A batch from the retry topic can mix topics: route each run of
 	// messages to its own subscription.
 	for i := 0; i < len(msgs); {
@@ -47,9 +48,12 @@ func (c *Consumer) consume(ctx context.Context, msgs ...*primitive.MessageExt) (
 			o = failed // should not happen: the client routes by topic
 		} else {
 			o = c.handle(s, msgs[i:j])
-			if o == failed && s.exhausted(msgs[i:j]) {
-				dlq = true
-				s.dlq.Add(uint64(j - i))
+			if o == failed {
+				suspend = s.suspend
+				if s.exhausted(msgs[i:j]) {
+					dlq = true
+					s.dlq.Add(uint64(j - i))
+				}
 			}
 		}
 		result = max(result, o)
@@ -65,9 +69,9 @@ func (c *Consumer) consume(ctx context.Context, msgs ...*primitive.MessageExt) (
 		c.parked.Add(1)
 		<-c.released
 		c.parked.Add(-1)
-		return c.retry(ctx, false), nil
+		return c.retry(ctx, false, suspend), nil
 	default:
-		return c.retry(ctx, dlq), nil
+		return c.retry(ctx, dlq, suspend), nil
 	}
 }
 
@@ -75,12 +79,9 @@ func (c *Consumer) consume(ctx context.Context, msgs ...*primitive.MessageExt) (
 // retry topic (or straight to the dead-letter queue when dlq is set);
 // orderly mode suspends the queue and retries in place, because
 // ConsumeRetryLater would skip the message there.
-func (c *Consumer) retry(ctx context.Context, dlq bool) rmq.ConsumeResult {
+func (c *Consumer) retry(ctx context.Context, dlq bool, suspend time.Duration) rmq.ConsumeResult {
 	if octx, ok := primitive.GetOrderlyCtx(ctx); ok {
-		for _, s := range c.subs {
-			octx.SuspendCurrentQueueTimeMillis = int(s.suspend / time.Millisecond)
-			break
-		}
+		octx.SuspendCurrentQueueTimeMillis = int(suspend / time.Millisecond)
 		return rmq.SuspendCurrentQueueAMoment
 	}
 	if dlq {
