@@ -72,12 +72,17 @@ func TestCredentialsAreCheckedAtStartAndNeverLeak(t *testing.T) {
 	got.RequireAll(t, ids, 60*time.Second)
 
 	noCreds := newConsumer(t, cl, cl.NewGroup(t), consumer.WithLogger(logger))
-	if err := noCreds.Subscribe(topic, consumer.All, collect(rmqtest.NewCollector())); err != nil {
+	none := rmqtest.NewCollector()
+	if err := noCreds.Subscribe(topic, consumer.All, collect(none)); err != nil {
 		t.Fatal(err)
 	}
-	// Without credentials there is nothing to check at Start; the client
-	// cannot consume (the broker refuses it) and nothing is received.
+	// Without credentials there is nothing to check at Start; the broker
+	// refuses the client's pulls, so nothing is received.
 	start(t, noCreds)
+	time.Sleep(3 * time.Second)
+	if n := none.Total(); n != 0 {
+		t.Fatalf("a consumer without credentials received %d messages", n)
+	}
 
 	for _, secret := range []string{cl.SecretKey, wrongSecret} {
 		if strings.Contains(err.Error(), secret) || strings.Contains(logs.String(), secret) {
