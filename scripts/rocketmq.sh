@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
-# rocketmq.sh: a real Apache RocketMQ test cluster (name server + one broker per
-# cluster) for rmqkit's integration tests, run from Maven Central jars with plain
-# `java -cp`: no Docker, no downloads outside Maven Central.
+# rocketmq.sh: a real Apache RocketMQ test cluster (name server + one master broker
+# per cluster, or several with --brokers) for rmqkit's integration tests, run from
+# Maven Central jars with plain `java -cp`: no Docker, no downloads outside Maven
+# Central.
 #
 # Usage (works from any directory):
-#   scripts/rocketmq.sh up [--clusters N] [--auth] [--fault] [--timeout S]
+#   scripts/rocketmq.sh up [--clusters N] [--auth] [--fault] [--brokers [CLUSTER=]M]...
+#                          [--timeout S]
 #                                 N = 0, 1 (default: cluster a) or 2 (a and b);
 #                                 --auth adds cluster "auth" (authentication on);
 #                                 --fault adds cluster "fault", which fault tests
-#                                 kill and restart without disturbing the others.
-#                                 Starts only what is not running yet; returns once
+#                                 kill and restart without disturbing the others;
+#                                 --brokers M: M master brokers (1 to 4, default 1)
+#                                 in every cluster started, --brokers a=M only in
+#                                 cluster a (repeatable; the last word per cluster
+#                                 wins). The brokers share the cluster's name and
+#                                 name server, so created topics get queues on each.
+#                                 Starts only what is not running yet (a running
+#                                 cluster with fewer brokers gets the missing ones
+#                                 added; extra ones are left running); returns once
 #                                 every requested broker is routed by its name server.
 #   scripts/rocketmq.sh status    what runs where; exit 1 if a started process died
 #   scripts/rocketmq.sh env       `eval "$(scripts/rocketmq.sh env)"` exports the
@@ -20,9 +29,12 @@
 #                                 once, as the stores are deleted anyway; a broker's
 #                                 graceful shutdown takes ~13 s) and deletes the
 #                                 clusters' run dirs (stores, logs unless --keep-logs)
-#   scripts/rocketmq.sh kill-broker  CLUSTER [--signal KILL|TERM]   (default TERM)
-#   scripts/rocketmq.sh start-broker CLUSTER          same config, SAME store
-#   scripts/rocketmq.sh restart-broker CLUSTER [--signal KILL|TERM]
+#   scripts/rocketmq.sh kill-broker  CLUSTER [--broker B] [--signal KILL|TERM]
+#                                 (default TERM); every broker of the cluster, or
+#                                 only B: its number (1, 2, ...) or name (broker-a2)
+#   scripts/rocketmq.sh start-broker CLUSTER [--broker B]   same config, SAME store;
+#                                 every broker of the cluster that is not running
+#   scripts/rocketmq.sh restart-broker CLUSTER [--broker B] [--signal KILL|TERM]
 #   scripts/rocketmq.sh stop-namesrv  CLUSTER [--signal KILL|TERM]
 #   scripts/rocketmq.sh start-namesrv CLUSTER
 #   scripts/rocketmq.sh admin CLUSTER SUBCOMMAND [ARGS...]
@@ -41,6 +53,9 @@
 #         exactly like the 4.x ACL (HMAC-SHA1 over the sorted ext fields + body),
 #         which is what rocketmq-client-go v2 does with primitive.Credentials.
 #   A broker listens on L (clients), L-2 (VIP channel) and L+1 (HA).
+#   With --brokers M, broker k (2..M) of a cluster is named <first broker's name>k
+#   (broker-a2, broker-a3, ...) and listens on L+10*(k-1): broker-a2 on 10921
+#   (10919, 10922).
 #   All default ports are below 32768, outside Linux's ephemeral range, where an
 #   outgoing connection could hold a port a broker is about to bind.
 #
@@ -48,6 +63,7 @@
 #   RMQKIT_NAMESRV_PORT, RMQKIT_BROKER_PORT                cluster a ports
 #   RMQKIT_NAMESRV_PORT_B, RMQKIT_BROKER_PORT_B            cluster b ports
 #   RMQKIT_NAMESRV_PORT_AUTH, RMQKIT_BROKER_PORT_AUTH      cluster auth ports
+#   RMQKIT_NAMESRV_PORT_FAULT, RMQKIT_BROKER_PORT_FAULT    cluster fault ports
 #     (read when a cluster starts fresh; afterwards the ports saved in its run dir
 #     are used by every command)
 #   RMQKIT_ROCKETMQ_DIR    cache and run dir (default: <repo>/.rocketmq, git-ignored)
@@ -56,16 +72,21 @@
 #   JAVA, MVN              the java and mvn commands (default: java / mvn on PATH)
 #
 # Exported by `env` (only for clusters that run):
-#   RMQKIT_NAMESRV, RMQKIT_BROKER, RMQKIT_CLUSTER               cluster a
-#   RMQKIT_NAMESRV_B, RMQKIT_BROKER_B, RMQKIT_CLUSTER_B         cluster b
-#   RMQKIT_AUTH_NAMESRV, RMQKIT_AUTH_BROKER, RMQKIT_AUTH_CLUSTER,
-#   RMQKIT_ACCESS_KEY, RMQKIT_SECRET_KEY                        cluster auth
+#   RMQKIT_NAMESRV, RMQKIT_BROKER, RMQKIT_BROKERS, RMQKIT_CLUSTER       cluster a
+#   RMQKIT_NAMESRV_B, RMQKIT_BROKER_B, RMQKIT_BROKERS_B, RMQKIT_CLUSTER_B   cluster b
+#   RMQKIT_AUTH_NAMESRV, RMQKIT_AUTH_BROKER, RMQKIT_AUTH_BROKERS, RMQKIT_AUTH_CLUSTER,
+#   RMQKIT_ACCESS_KEY, RMQKIT_SECRET_KEY                                cluster auth
+#   RMQKIT_FAULT_NAMESRV, RMQKIT_FAULT_BROKER, RMQKIT_FAULT_BROKERS,
+#   RMQKIT_FAULT_CLUSTER                                                cluster fault
+#   *_BROKER is the first master broker, *_BROKERS every master broker of the
+#   cluster (comma-separated, first one first).
 #
 # Layout under .rocketmq/:
 #   dist/<version>/lib/*.jar     the jars (.complete marks a finished download)
-#   run/<cluster>/ports          ports of the running cluster
-#   run/<cluster>/{namesrv,broker}.pid
-#   run/<cluster>/<role>/        per process: <role>.conf, stdout.log, home/ (user.home;
+#   run/<cluster>/ports          ports and broker count of the running cluster
+#   run/<cluster>/{namesrv,broker,broker2,...}.pid
+#   run/<cluster>/<role>/        per process (role namesrv, broker, broker2, ...):
+#                                <role>.conf, stdout.log, home/ (user.home;
 #                                logs in home/logs/rocketmqlogs), rocketmq-home/, tmp/,
 #                                store/ (broker)
 #
@@ -163,9 +184,10 @@ normalize_cluster() {
   esac
 }
 
-# cluster_def CLUSTER sets C_NAME, C_BROKER, C_AUTH, NS_PORT, BR_PORT. Ports come
-# from the run dir when the cluster has one (so later commands see what `up` used),
-# else from the environment.
+# cluster_def CLUSTER sets C_NAME, C_BROKER, C_AUTH, NS_PORT, BR_PORT and N_BROKERS
+# (the number of master brokers). Ports and count come from the run dir when the
+# cluster has one (so later commands see what `up` used), else from the environment
+# (count 1).
 cluster_def() {
   local c=$1
   case "$c" in
@@ -179,16 +201,71 @@ cluster_def() {
       NS_PORT=${RMQKIT_NAMESRV_PORT_FAULT:-24876} BR_PORT=${RMQKIT_BROKER_PORT_FAULT:-25911} ;;
     *) die "unknown cluster '$c'" ;;
   esac
+  N_BROKERS=1
   local f="$RUN_ROOT/$c/ports" k v
   if [[ -f "$f" ]]; then
     while IFS='=' read -r k v; do
       case "$k" in
         NS_PORT) NS_PORT=$v ;;
         BR_PORT) BR_PORT=$v ;;
+        BROKERS) N_BROKERS=$v ;;
       esac
     done <"$f"
   fi
   [[ "$NS_PORT" =~ ^[0-9]+$ && "$BR_PORT" =~ ^[0-9]+$ ]] || die "bad ports for cluster $c: $NS_PORT $BR_PORT"
+  [[ "$N_BROKERS" =~ ^[1-9]$ ]] || die "bad broker count for cluster $c: $N_BROKERS"
+}
+
+write_ports() {
+  printf 'NS_PORT=%s\nBR_PORT=%s\nBROKERS=%s\n' "$NS_PORT" "$BR_PORT" "$N_BROKERS" >"$RUN_ROOT/$1/ports"
+}
+
+# Broker k of a cluster (1-based) runs as role "broker" (k = 1) or "broker<k>".
+# These need cluster_def first.
+broker_role() { if (($1 == 1)); then echo broker; else echo "broker$1"; fi; }
+# broker_index ROLE: k of role broker<k>.
+broker_index() {
+  local k=${1#broker}
+  echo "${k:-1}"
+}
+# broker_roles: the roles of the cluster's N_BROKERS brokers.
+broker_roles() {
+  local k
+  for ((k = 1; k <= N_BROKERS; k++)); do broker_role "$k"; done
+}
+# broker_name ROLE: broker-a, broker-a2, ...
+broker_name() {
+  local k
+  k=$(broker_index "$1")
+  if ((k == 1)); then echo "$C_BROKER"; else echo "$C_BROKER$k"; fi
+}
+# broker_port ROLE: the client port L of the broker (the others are L-2 and L+1).
+broker_port() {
+  local k
+  k=$(broker_index "$1")
+  echo $((BR_PORT + 10 * (k - 1)))
+}
+# broker_addrs: every broker's address, comma-separated, first broker first.
+broker_addrs() {
+  local role out=""
+  for role in $(broker_roles); do out+="${out:+,}127.0.0.1:$(broker_port "$role")"; done
+  echo "$out"
+}
+# select_brokers SELECTOR: the roles SELECTOR names (a number, a broker name or a
+# role; "" for all of them).
+select_brokers() {
+  local sel=$1 role
+  if [[ -z "$sel" ]]; then
+    broker_roles
+    return 0
+  fi
+  for role in $(broker_roles); do
+    if [[ "$sel" == "$role" || "$sel" == "$(broker_name "$role")" || "$sel" == "$(broker_index "$role")" ]]; then
+      echo "$role"
+      return 0
+    fi
+  done
+  die "cluster has no broker '$sel' (it has: $(broker_roles | while read -r r; do printf '%s ' "$(broker_name "$r")"; done))"
 }
 
 role_dir() { echo "$RUN_ROOT/$1/$2"; }
@@ -282,16 +359,17 @@ ensure_dist() {
 # ---------------------------------------------------------------------------------
 # configuration
 
+# write_configs CLUSTER BROKERS: a fresh run dir's ports file and configs, for
+# BROKERS master brokers.
 write_configs() {
-  local c=$1
+  local c=$1 role
   cluster_def "$c"
-  local base="$RUN_ROOT/$c" ns br
+  N_BROKERS=$2
+  local base="$RUN_ROOT/$c" ns
   ns=$(role_dir "$c" namesrv)
-  br=$(role_dir "$c" broker)
   mkdir -p "$ns/home" "$ns/rocketmq-home" "$ns/tmp" \
-    "$br/home" "$br/rocketmq-home" "$br/tmp" "$br/store/commitlog" \
     "$base/tools/home" "$base/tools/rocketmq-home/conf" "$base/tools/tmp"
-  printf 'NS_PORT=%s\nBR_PORT=%s\n' "$NS_PORT" "$BR_PORT" >"$base/ports"
+  write_ports "$c"
 
   cat >"$ns/namesrv.conf" <<EOF
 listenPort=$NS_PORT
@@ -303,9 +381,27 @@ kvConfigPath=$ns/home/namesrv/kvConfig.json
 scanAvailableNameSrv=false
 EOF
 
-  cat >"$br/broker.conf" <<EOF
+  for role in $(broker_roles); do
+    write_broker_conf "$c" "$role"
+  done
+  if [[ "$C_AUTH" == 1 ]]; then
+    # mqadmin signs its requests with ${rocketmq.home.dir}/conf/tools.yml.
+    printf 'accessKey: %s\nsecretKey: %s\n' "$ACCESS_KEY" "$SECRET_KEY" \
+      >"$base/tools/rocketmq-home/conf/tools.yml"
+  fi
+}
+
+# write_broker_conf CLUSTER ROLE: a fresh dir and <role>.conf for one broker (after
+# cluster_def CLUSTER).
+write_broker_conf() {
+  local c=$1 role=$2 br port
+  br=$(role_dir "$c" "$role")
+  port=$(broker_port "$role")
+  rm -rf "$br"
+  mkdir -p "$br/home" "$br/rocketmq-home" "$br/tmp" "$br/store/commitlog"
+  cat >"$br/$role.conf" <<EOF
 brokerClusterName=$C_NAME
-brokerName=$C_BROKER
+brokerName=$(broker_name "$role")
 brokerId=0
 brokerRole=ASYNC_MASTER
 flushDiskType=ASYNC_FLUSH
@@ -313,8 +409,8 @@ namesrvAddr=127.0.0.1:$NS_PORT
 brokerIP1=127.0.0.1
 brokerIP2=127.0.0.1
 bindAddress=127.0.0.1
-listenPort=$BR_PORT
-haListenPort=$((BR_PORT + 1))
+listenPort=$port
+haListenPort=$((port + 1))
 storePathRootDir=$br/store
 storePathCommitLog=$br/store/commitlog
 # Small files: mapped files are sparse, but smaller ones start and recover faster.
@@ -340,7 +436,7 @@ registerNameServerPeriod=10000
 EOF
 
   if [[ "$C_AUTH" == 1 ]]; then
-    cat >>"$br/broker.conf" <<EOF
+    cat >>"$br/$role.conf" <<EOF
 # RocketMQ 5.3 authentication/authorization (ACL 2.0). The init user is a SUPER user
 # (all permissions); the broker's own requests use the same credentials.
 authenticationEnabled=true
@@ -352,9 +448,6 @@ authorizationEnabled=true
 authorizationProvider=org.apache.rocketmq.auth.authorization.provider.DefaultAuthorizationProvider
 authorizationMetadataProvider=org.apache.rocketmq.auth.authorization.provider.LocalAuthorizationMetadataProvider
 EOF
-    # mqadmin signs its requests with ${rocketmq.home.dir}/conf/tools.yml.
-    printf 'accessKey: %s\nsecretKey: %s\n' "$ACCESS_KEY" "$SECRET_KEY" \
-      >"$base/tools/rocketmq-home/conf/tools.yml"
   fi
 }
 
@@ -370,7 +463,7 @@ start_proc() {
   local -a heap
   case "$role" in
     namesrv) main=org.apache.rocketmq.namesrv.NamesrvStartup heap=("${NAMESRV_JVM[@]}") ;;
-    broker) main=org.apache.rocketmq.broker.BrokerStartup heap=("${BROKER_JVM[@]}") ;;
+    broker*) main=org.apache.rocketmq.broker.BrokerStartup heap=("${BROKER_JVM[@]}") ;;
   esac
   conf="$dir/$role.conf"
   [[ -f "$conf" ]] || die "$conf is missing: run 'up' first"
@@ -427,7 +520,7 @@ wait_boot() {
   dir=$(role_dir "$c" "$role")
   case "$role" in
     namesrv) pattern='The Name Server boot success' ;;
-    broker) pattern='The broker\[.*\] boot success' ;;
+    broker*) pattern='The broker\[.*\] boot success' ;;
   esac
   while :; do
     if tail -c "+$((off + 1))" "$dir/stdout.log" 2>/dev/null | grep -q -- "$pattern"; then
@@ -489,51 +582,77 @@ mqadmin_until() {
   wait "$tp" 2>/dev/null || true
 }
 
-# shellcheck disable=SC2317 # called through mqadmin_until
-# route_listed FILE: FILE (clusterList output) lists the current cluster's broker at
-# 127.0.0.1:L with a version, which mqadmin only gets by asking the broker itself.
-route_listed() {
-  awk -v cn="$C_NAME" -v bn="$C_BROKER" -v addr="127.0.0.1:$BR_PORT" \
+# broker_listed FILE ROLE: FILE (clusterList output) lists the current cluster's
+# broker ROLE at 127.0.0.1:L with a version, which mqadmin only gets by asking the
+# broker itself.
+broker_listed() {
+  awk -v cn="$C_NAME" -v bn="$(broker_name "$2")" -v addr="127.0.0.1:$(broker_port "$2")" \
     '$1 == cn && $2 == bn && $4 == addr && $5 ~ /^V[0-9]/ { ok = 1 } END { exit !ok }' "$1" 2>/dev/null
+}
+
+# shellcheck disable=SC2317 # called through mqadmin_until
+# route_listed FILE: FILE lists every broker of ROUTE_ROLES.
+route_listed() {
+  local role
+  for role in "${ROUTE_ROLES[@]}"; do
+    broker_listed "$1" "$role" || return 1
+  done
 }
 
 # shellcheck disable=SC2317 # called through mqadmin_until
 config_updated() { grep -q 'update broker config success' "$1" 2>/dev/null; }
 
-# wait_route CLUSTER DEADLINE: waits until `clusterList` on the cluster's name server
-# lists its broker (mqadmin exits 0 whatever happened, so its output is read).
+# wait_route CLUSTER DEADLINE [ROLE...]: waits until `clusterList` on the cluster's
+# name server lists its brokers ROLE... (default: all of them; mqadmin exits 0
+# whatever happened, so its output is read).
 #
 # A broker registers once at start and then every registerNameServerPeriod, the
 # first time 10 s after start. The registration at start is skipped silently when
 # the broker's client has not yet marked the name server available (an asynchronous
 # connect started a moment before; BrokerOuterAPI.registerBrokerAll only uses
 # getAvailableNameSrvList()), which happened in most starts on a busy 2-core box.
-# So the broker is asked to register at once first: an update of brokerPermission
-# (to 6, the master's default) makes it call registerBrokerAll and answer after it.
+# So each broker not listed yet is asked to register at once first: an update of
+# brokerPermission (to 6, the master's default) makes it call registerBrokerAll and
+# answer after it.
 wait_route() {
-  local c=$1 deadline=$2 out nudge tries=0
+  local c=$1 deadline=$2 out nudge tries=0 role
+  shift 2
   cluster_def "$c"
+  ROUTE_ROLES=("$@")
+  if ((${#ROUTE_ROLES[@]} == 0)); then
+    mapfile -t ROUTE_ROLES < <(broker_roles)
+  fi
   mkdir -p "$RUN_ROOT/$c/tools"
   out="$RUN_ROOT/$c/tools/clusterList.out"
   nudge="$RUN_ROOT/$c/tools/updateBrokerConfig.out"
+  : >"$out"
   while :; do
     if ((tries % 3 == 0)); then
-      mqadmin_until "$c" "$nudge" config_updated updateBrokerConfig \
-        -b "127.0.0.1:$BR_PORT" -k brokerPermission -v 6
+      for role in "${ROUTE_ROLES[@]}"; do
+        broker_listed "$out" "$role" && continue
+        mqadmin_until "$c" "$nudge" config_updated updateBrokerConfig \
+          -b "127.0.0.1:$(broker_port "$role")" -k brokerPermission -v 6
+      done
     fi
     tries=$((tries + 1))
     mqadmin_until "$c" "$out" route_listed clusterList -n "127.0.0.1:$NS_PORT"
     if route_listed "$out"; then
       return 0
     fi
-    alive "$c" broker >/dev/null || fail_proc "$c" broker "the broker exited"
+    for role in "${ROUTE_ROLES[@]}"; do
+      alive "$c" "$role" >/dev/null || fail_proc "$c" "$role" "the broker $(broker_name "$role") exited"
+    done
     alive "$c" namesrv >/dev/null || fail_proc "$c" namesrv "the name server exited"
     if (($(date +%s) >= deadline)); then
       log "last clusterList output ($tries tries):"
       cat "$out" >&2
       log "last updateBrokerConfig output:"
       cat "$nudge" >&2
-      fail_proc "$c" broker "name server 127.0.0.1:$NS_PORT did not route broker $C_BROKER (127.0.0.1:$BR_PORT) within ${START_TIMEOUT}s"
+      for role in "${ROUTE_ROLES[@]}"; do
+        broker_listed "$out" "$role" ||
+          fail_proc "$c" "$role" "name server 127.0.0.1:$NS_PORT did not route broker $(broker_name "$role") (127.0.0.1:$(broker_port "$role")) within ${START_TIMEOUT}s"
+      done
+      fail_proc "$c" namesrv "name server 127.0.0.1:$NS_PORT did not route the brokers within ${START_TIMEOUT}s"
     fi
     sleep 1
   done
@@ -603,7 +722,7 @@ start_and_wait() {
     require_free_port "$NS_PORT" "cluster $c name server"
   else
     local p
-    for p in $(broker_ports "$BR_PORT"); do require_free_port "$p" "cluster $c broker"; done
+    for p in $(broker_ports "$(broker_port "$role")"); do require_free_port "$p" "cluster $c broker $(broker_name "$role")"; done
   fi
   start_proc "$c" "$role"
   wait_boot "$c" "$role" "$START_OFFSET" "$deadline"
@@ -619,13 +738,31 @@ cmd_install() {
 }
 
 cmd_up() {
-  local n=1 auth=0 fault=0
+  local n=1 auth=0 fault=0 arg
+  local -A nbr=()
   while (($# > 0)); do
     case "$1" in
       --clusters) n=${2:-}; shift 2 || die "--clusters needs a number" ;;
       --clusters=*) n=${1#*=}; shift ;;
       --auth) auth=1; shift ;;
       --fault) fault=1; shift ;;
+      --brokers | --brokers=*)
+        if [[ "$1" == --brokers ]]; then
+          arg=${2:-}
+          shift 2 || die "--brokers needs a count"
+        else
+          arg=${1#*=}
+          shift
+        fi
+        if [[ "$arg" == *=* ]]; then
+          nbr[$(normalize_cluster "${arg%%=*}")]=${arg#*=}
+          arg=${arg#*=}
+        else
+          local k
+          for k in "${ALL_CLUSTERS[@]}"; do nbr[$k]=$arg; done
+        fi
+        [[ "$arg" =~ ^[1-4]$ ]] || die "--brokers: the count must be 1 to 4, got '$arg'"
+        ;;
       --timeout) START_TIMEOUT=${2:-}; shift 2 || die "--timeout needs seconds" ;;
       *) die "up: unknown argument '$1'" ;;
     esac
@@ -645,30 +782,53 @@ cmd_up() {
   ensure_dist
   jvm_flags
 
-  # Which processes each cluster needs.
-  local c p need_ns=() need_br=() to_check=() ok
+  # Which processes each cluster needs (need_br holds CLUSTER/ROLE items).
+  local c p role need_ns=() need_br=() to_check=() ok
   for c in "${want[@]}"; do
-    local ns_up=0 br_up=0
+    local ns_up=0 br_up=0 all_up=1 wanted=${nbr[$c]:-1}
+    cluster_def "$c"
     alive "$c" namesrv >/dev/null && ns_up=1
-    alive "$c" broker >/dev/null && br_up=1
-    if ((ns_up && br_up)); then
-      cluster_def "$c"
+    for role in $(broker_roles); do
+      if alive "$c" "$role" >/dev/null; then br_up=1; else all_up=0; fi
+    done
+    if ((!ns_up && !br_up)); then
+      # Fresh start: new store, new logs.
+      rm -rf "${RUN_ROOT:?}/$c"
+      write_configs "$c" "$wanted"
+      need_ns+=("$c")
+      for role in $(broker_roles); do need_br+=("$c/$role"); done
+      to_check+=("$c")
+      continue
+    fi
+    if ((wanted > N_BROKERS)); then
+      # More brokers wanted in a running cluster: add the missing ones (fresh
+      # stores); the running ones keep serving.
+      local k
+      for ((k = N_BROKERS + 1; k <= wanted; k++)); do
+        role=$(broker_role "$k")
+        write_broker_conf "$c" "$role"
+      done
+      log "cluster $c runs $N_BROKERS broker(s): adding $((wanted - N_BROKERS)) to make $wanted"
+      N_BROKERS=$wanted
+      write_ports "$c"
+      all_up=0
+    elif ((wanted < N_BROKERS)) && [[ -n "${nbr[$c]:-}" ]]; then
+      log "cluster $c runs $N_BROKERS brokers, $wanted asked for: leaving them all running"
+    fi
+    if ((ns_up && all_up)); then
       ok=1
-      for p in "$NS_PORT" "$BR_PORT"; do port_open "$p" || ok=0; done
+      for p in "$NS_PORT" $(broker_addrs | tr ',' '\n' | sed 's/.*://'); do port_open "$p" || ok=0; done
       if ((ok)); then
-        log "cluster $c already running (name server 127.0.0.1:$NS_PORT, broker 127.0.0.1:$BR_PORT)"
+        log "cluster $c already running (name server 127.0.0.1:$NS_PORT, broker(s) $(broker_addrs))"
         continue
       fi
       to_check+=("$c")
       continue
     fi
-    if ((!ns_up && !br_up)); then
-      # Fresh start: new store, new logs.
-      rm -rf "${RUN_ROOT:?}/$c"
-      write_configs "$c"
-    fi
     ((ns_up)) || need_ns+=("$c")
-    ((br_up)) || need_br+=("$c")
+    for role in $(broker_roles); do
+      alive "$c" "$role" >/dev/null || need_br+=("$c/$role")
+    done
     to_check+=("$c")
   done
 
@@ -690,15 +850,17 @@ cmd_up() {
   ((${#need_ns[@]} == 0)) || log "name server(s) ${need_ns[*]} booted at +$(elapsed "$t0") s"
   offsets=()
   deadline=$(($(date +%s) + START_TIMEOUT))
-  for c in "${need_br[@]+"${need_br[@]}"}"; do
+  local item
+  for item in "${need_br[@]+"${need_br[@]}"}"; do
+    c=${item%%/*} role=${item#*/}
     cluster_def "$c"
-    for p in $(broker_ports "$BR_PORT"); do require_free_port "$p" "cluster $c broker"; done
-    start_proc "$c" broker
+    for p in $(broker_ports "$(broker_port "$role")"); do require_free_port "$p" "cluster $c broker $(broker_name "$role")"; done
+    start_proc "$c" "$role"
     offsets+=("$START_OFFSET")
   done
   i=0
-  for c in "${need_br[@]+"${need_br[@]}"}"; do
-    wait_boot "$c" broker "${offsets[$i]}" "$deadline"
+  for item in "${need_br[@]+"${need_br[@]}"}"; do
+    wait_boot "${item%%/*}" "${item#*/}" "${offsets[$i]}" "$deadline"
     i=$((i + 1))
   done
   ((${#need_br[@]} == 0)) || log "broker(s) ${need_br[*]} booted at +$(elapsed "$t0") s"
@@ -706,9 +868,11 @@ cmd_up() {
   for c in "${to_check[@]+"${to_check[@]}"}"; do
     cluster_def "$c"
     wait_port "$c" namesrv "$NS_PORT" "$deadline"
-    wait_port "$c" broker "$BR_PORT" "$deadline"
+    for role in $(broker_roles); do
+      wait_port "$c" "$role" "$(broker_port "$role")" "$deadline"
+    done
     wait_route "$c" "$deadline"
-    log "cluster $c ($C_NAME) serving at +$(elapsed "$t0") s: name server 127.0.0.1:$NS_PORT, broker $C_BROKER 127.0.0.1:$BR_PORT"
+    log "cluster $c ($C_NAME) serving at +$(elapsed "$t0") s: name server 127.0.0.1:$NS_PORT, $N_BROKERS master broker(s) $(broker_addrs)"
   done
   trap - INT TERM
   STARTED=()
@@ -749,10 +913,14 @@ cmd_down() {
     log "down: nothing to stop"
     return 0
   fi
-  local c
+  local c f role
   local -a brokers=() namesrvs=()
   for c in "${cl[@]}"; do
-    brokers+=("$c/broker")
+    # The brokers of the ports file and of any pid file.
+    cluster_def "$c"
+    for role in $(broker_roles) $(for f in "$RUN_ROOT/$c"/broker*.pid; do [[ -f "$f" ]] && basename "$f" .pid; done | sort -u); do
+      case " ${brokers[*]-} " in *" $c/$role "*) ;; *) brokers+=("$c/$role") ;; esac
+    done
     namesrvs+=("$c/namesrv")
   done
   # Brokers first: they unregister from their name servers on the way out.
@@ -760,7 +928,7 @@ cmd_down() {
   stop_procs "$sig" "${namesrvs[@]}"
   for c in "${cl[@]}"; do
     if ((keep_logs)); then
-      rm -rf "${RUN_ROOT:?}/$c/broker/store" "${RUN_ROOT:?}/$c/"*/tmp
+      rm -rf "${RUN_ROOT:?}/$c/"broker*/store "${RUN_ROOT:?}/$c/"*/tmp
       log "cluster $c stopped; logs kept in $RUN_ROOT/$c"
     else
       rm -rf "${RUN_ROOT:?}/$c"
@@ -778,12 +946,16 @@ cmd_status() {
     any=1
     cluster_def "$c"
     echo "cluster $c ($C_NAME), run dir $RUN_ROOT/$c"
-    for role in namesrv broker; do
-      if [[ "$role" == namesrv ]]; then ports="127.0.0.1:$NS_PORT"; else ports="127.0.0.1:$BR_PORT (+$((BR_PORT - 2)) vip, $((BR_PORT + 1)) ha) $C_BROKER"; fi
+    for role in namesrv $(broker_roles); do
+      local p0=$NS_PORT
+      if [[ "$role" == namesrv ]]; then
+        ports="127.0.0.1:$NS_PORT"
+      else
+        p0=$(broker_port "$role")
+        ports="127.0.0.1:$p0 (+$((p0 - 2)) vip, $((p0 + 1)) ha) $(broker_name "$role")"
+      fi
       if pid=$(alive "$c" "$role"); then
         state="alive, pid $pid"
-        local p0=$NS_PORT
-        [[ "$role" == broker ]] && p0=$BR_PORT
         port_open "$p0" || state="$state, port $p0 NOT answering"
       elif pid=$(read_pid "$c" "$role"); then
         state="DEAD (pid file says $pid)"
@@ -807,17 +979,20 @@ cmd_env() {
       a)
         echo "export RMQKIT_NAMESRV=127.0.0.1:$NS_PORT"
         echo "export RMQKIT_BROKER=127.0.0.1:$BR_PORT"
+        echo "export RMQKIT_BROKERS=$(broker_addrs)"
         echo "export RMQKIT_CLUSTER=$C_NAME"
         ;;
       b)
         suffix=_B
         echo "export RMQKIT_NAMESRV$suffix=127.0.0.1:$NS_PORT"
         echo "export RMQKIT_BROKER$suffix=127.0.0.1:$BR_PORT"
+        echo "export RMQKIT_BROKERS$suffix=$(broker_addrs)"
         echo "export RMQKIT_CLUSTER$suffix=$C_NAME"
         ;;
       auth)
         echo "export RMQKIT_AUTH_NAMESRV=127.0.0.1:$NS_PORT"
         echo "export RMQKIT_AUTH_BROKER=127.0.0.1:$BR_PORT"
+        echo "export RMQKIT_AUTH_BROKERS=$(broker_addrs)"
         echo "export RMQKIT_AUTH_CLUSTER=$C_NAME"
         echo "export RMQKIT_ACCESS_KEY=$ACCESS_KEY"
         echo "export RMQKIT_SECRET_KEY=$SECRET_KEY"
@@ -825,18 +1000,23 @@ cmd_env() {
       fault)
         echo "export RMQKIT_FAULT_NAMESRV=127.0.0.1:$NS_PORT"
         echo "export RMQKIT_FAULT_BROKER=127.0.0.1:$BR_PORT"
+        echo "export RMQKIT_FAULT_BROKERS=$(broker_addrs)"
         echo "export RMQKIT_FAULT_CLUSTER=$C_NAME"
         ;;
     esac
   done
 }
 
-parse_signal() {
-  SIGNAL=TERM
+# parse_role_args ARGS...: sets SIGNAL (--signal, default TERM) and BROKER_SEL
+# (--broker, default "": every broker).
+parse_role_args() {
+  SIGNAL=TERM BROKER_SEL=""
   while (($# > 0)); do
     case "$1" in
       --signal) SIGNAL=${2:-}; shift 2 || die "--signal needs a name" ;;
       --signal=*) SIGNAL=${1#*=}; shift ;;
+      --broker) BROKER_SEL=${2:-}; shift 2 || die "--broker needs a number or name" ;;
+      --broker=*) BROKER_SEL=${1#*=}; shift ;;
       *) die "unknown argument '$1'" ;;
     esac
   done
@@ -851,45 +1031,88 @@ require_run_dir() {
   [[ -f "$RUN_ROOT/$1/ports" ]] || die "cluster $1 has no run dir: start it with 'up' first"
 }
 
-cmd_stop_role() {
-  local role=$1 c
-  c=$(normalize_cluster "${2:-}")
-  shift 2 || true
-  parse_signal "$@"
-  require_run_dir "$c"
-  take_lock
-  if ! alive "$c" "$role" >/dev/null; then
-    log "cluster $c: $role is not running"
-    rm -f "$(pid_file "$c" "$role")"
+# role_list KIND CLUSTER: sets ROLES to namesrv, or to the brokers BROKER_SEL names.
+role_list() {
+  local kind=$1 c=$2 sel
+  ROLES=()
+  if [[ "$kind" == namesrv ]]; then
+    [[ -z "$BROKER_SEL" ]] || die "--broker is for the broker commands"
+    ROLES=(namesrv)
     return 0
   fi
-  stop_procs "$SIGNAL" "$c/$role"
+  cluster_def "$c"
+  sel=$(select_brokers "$BROKER_SEL") || exit 1
+  read -r -a ROLES <<<"$(echo $sel)"
+}
+
+# alive_brokers CLUSTER: the roles of the cluster's brokers that run.
+alive_brokers() {
+  local role
+  for role in $(broker_roles); do
+    alive "$1" "$role" >/dev/null && echo "$role"
+  done
+  return 0
+}
+
+cmd_stop_role() {
+  local kind=$1 c role
+  c=$(normalize_cluster "${2:-}")
+  shift 2 || true
+  parse_role_args "$@"
+  require_run_dir "$c"
+  role_list "$kind" "$c"
+  take_lock
+  local -a items=()
+  for role in "${ROLES[@]}"; do
+    if ! alive "$c" "$role" >/dev/null; then
+      log "cluster $c: $role is not running"
+      rm -f "$(pid_file "$c" "$role")"
+      continue
+    fi
+    items+=("$c/$role")
+  done
+  ((${#items[@]} == 0)) || stop_procs "$SIGNAL" "${items[@]}"
 }
 
 cmd_start_role() {
-  local role=$1 c pid
+  local kind=$1 c pid role
   c=$(normalize_cluster "${2:-}")
+  shift 2 || true
+  parse_role_args "$@"
   require_run_dir "$c"
+  role_list "$kind" "$c"
   local t0
   t0=$(now)
   take_lock
   ensure_dist
   jvm_flags
-  if pid=$(alive "$c" "$role"); then
-    log "cluster $c: $role already running (pid $pid)"
+  trap 'cleanup_started; exit 130' INT TERM
+  local started=0
+  for role in "${ROLES[@]}"; do
+    if pid=$(alive "$c" "$role"); then
+      log "cluster $c: $role already running (pid $pid)"
+      continue
+    fi
+    start_and_wait "$c" "$role"
+    started=1
+    log "cluster $c: $role booted at +$(elapsed "$t0") s"
+  done
+  if ((!started)); then
+    trap - INT TERM
     return 0
   fi
-  trap 'cleanup_started; exit 130' INT TERM
-  start_and_wait "$c" "$role"
-  log "cluster $c: $role booted at +$(elapsed "$t0") s"
-  # Wait for the route when both ends run: the broker registers at start, and a
-  # restarted name server learns it at the broker's next register (<= 10 s).
-  if alive "$c" namesrv >/dev/null && alive "$c" broker >/dev/null; then
-    wait_route "$c" $(($(date +%s) + START_TIMEOUT))
+  # Wait for the routes when both ends run: a broker registers at start, and a
+  # restarted name server learns of a broker at its next register (<= 10 s).
+  local -a up=()
+  mapfile -t up < <(alive_brokers "$c")
+  if alive "$c" namesrv >/dev/null && ((${#up[@]} > 0)); then
+    wait_route "$c" $(($(date +%s) + START_TIMEOUT)) "${up[@]}"
   fi
   trap - INT TERM
   STARTED=()
-  log "cluster $c: $role started (pid $(read_pid "$c" "$role")) in $(elapsed "$t0") s"
+  for role in "${ROLES[@]}"; do
+    log "cluster $c: $role started (pid $(read_pid "$c" "$role")) in $(elapsed "$t0") s"
+  done
 }
 
 cmd_admin() {
@@ -918,11 +1141,10 @@ main() {
     kill-broker) cmd_stop_role broker "$@" ;;
     start-broker) cmd_start_role broker "$@" ;;
     restart-broker)
-      local c=${1:-}
       cmd_stop_role broker "$@"
       # Release the lock between the two halves (both take it).
       exec 9>&-
-      cmd_start_role broker "$c"
+      cmd_start_role broker "$@"
       ;;
     stop-namesrv) cmd_stop_role namesrv "$@" ;;
     start-namesrv) cmd_start_role namesrv "$@" ;;

@@ -2,8 +2,12 @@
 # with-cluster.sh: run a command with the test clusters up, and stop afterwards
 # only the clusters this invocation started (also when the command fails).
 #
-# Usage: scripts/with-cluster.sh [--clusters N] [--auth] [--fault] -- COMMAND [ARGS...]
+# Usage: scripts/with-cluster.sh [--clusters N] [--auth] [--fault] [--brokers [CLUSTER=]M]...
+#                                -- COMMAND [ARGS...]
 # The command runs with the clusters' addresses exported (scripts/rocketmq.sh env).
+# --brokers is passed to `rocketmq.sh up` (e.g. --brokers a=2: two master brokers in
+# cluster a). A broker that up adds to a cluster that was already running is left
+# running afterwards, like that cluster.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -11,9 +15,11 @@ rmq="$here/rocketmq.sh"
 run_dir="${RMQKIT_ROCKETMQ_DIR:-$here/../.rocketmq}/run"
 
 clusters=1 auth=0 fault=0
+brokers=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --clusters) clusters="$2"; shift 2 ;;
+    --brokers) brokers+=(--brokers "$2"); shift 2 ;;
     --auth) auth=1; shift ;;
     --fault) fault=1; shift ;;
     --) shift; break ;;
@@ -37,6 +43,7 @@ done
 up_args=(--clusters "$clusters")
 [ "$auth" = 1 ] && up_args+=(--auth)
 [ "$fault" = 1 ] && up_args+=(--fault)
+up_args+=("${brokers[@]+"${brokers[@]}"}")
 "$rmq" up "${up_args[@]}"
 
 started=()
