@@ -16,13 +16,22 @@ type lagSource interface {
 // adminLag reads consume stats with the remoting admin client of each
 // cluster.
 type adminLag struct {
-	group, topic string
-	clients      [2]*admin.Client
+	names   [2]names // as each cluster's broker knows them
+	clients [2]*admin.Client
+}
+
+// names are a subscription's group, topic and retry topic as one cluster's
+// broker knows them.
+type names struct{ group, topic, retry string }
+
+func brokerNames(c Cluster, group, topic string) names {
+	return names{group: c.brokerName(group), topic: c.brokerName(topic), retry: c.retryTopic(group)}
 }
 
 func newAdminLag(group, topic string, clusters [2]Cluster) (*adminLag, error) {
-	a := &adminLag{group: group, topic: topic}
+	a := &adminLag{}
 	for i, c := range clusters {
+		a.names[i] = brokerNames(c, group, topic)
 		var opts []admin.Option
 		if c.AccessKey != "" {
 			opts = append(opts, admin.WithCredentials(c.AccessKey, c.SecretKey))
@@ -38,19 +47,19 @@ func newAdminLag(group, topic string, clusters [2]Cluster) (*adminLag, error) {
 }
 
 func (a *adminLag) read(ctx context.Context, side Side) (reading, error) {
-	c := a.clients[side]
-	ts, err := c.ConsumeStats(ctx, a.group, a.topic)
+	c, n := a.clients[side], a.names[side]
+	ts, err := c.ConsumeStats(ctx, n.group, n.topic)
 	if err != nil {
 		return reading{}, err
 	}
 	if len(ts.Queues) == 0 {
 		// A topic the brokers do not have, or one the group's online
 		// consumers do not subscribe to yet: nothing is known.
-		return reading{}, fmt.Errorf("%w: %q on the %s cluster (group %q)", ErrTopicNotFound, a.topic, side, a.group)
+		return reading{}, fmt.Errorf("%w: %q on the %s cluster (group %q)", ErrTopicNotFound, n.topic, side, n.group)
 	}
 	// The retry topic exists once the group has a consumer there; until
 	// then its stats are empty, which is no lag.
-	rs, err := c.ConsumeStats(ctx, a.group, "%RETRY%"+a.group)
+	rs, err := c.ConsumeStats(ctx, n.group, n.retry)
 	if err != nil {
 		return reading{}, err
 	}

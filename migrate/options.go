@@ -80,8 +80,9 @@ func WithProcessLimiter(l *throttle.Limiter) Option { return func(c *config) { c
 
 // WithConsumerOptions passes options to the consumer.Consumer of each
 // side (logger, middleware, retries, prefetch, ...). The Subscription
-// sets the name servers, credentials, instance name and start position
-// of each side after them, so those given here have no effect.
+// sets the name servers, credentials, namespace (Cluster.Namespace),
+// instance name and start position of each side after them, so those
+// given here have no effect.
 func WithConsumerOptions(opts ...consumer.Option) Option {
 	return func(c *config) { c.consumerOpts = append(c.consumerOpts, opts...) }
 }

@@ -37,6 +37,7 @@ func TestNewSubscriptionValidates(t *testing.T) {
 		{"no old name server", Cluster{}, ok, "G", "T", h, nil},
 		{"empty new address", ok, Cluster{NameServers: []string{" "}}, "G", "T", h, nil},
 		{"half credentials", ok, Cluster{NameServers: []string{"x:1"}, SecretKey: "s"}, "G", "T", h, nil},
+		{"namespace with separator", ok, Cluster{NameServers: []string{"x:1"}, Namespace: "a%b"}, "G", "T", h, nil},
 		{"nil handler", ok, ok, "G", "T", nil, nil},
 		{"bad group", ok, ok, "bad group!", "T", h, nil},
 		{"bad topic", ok, ok, "G", "", h, nil},
@@ -64,5 +65,19 @@ func TestNewSubscriptionWithValidArgumentsConnectsToNothing(t *testing.T) {
 	}
 	if err := s.Stop(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// With a namespace, the drain readings ask the broker for the namespaced
+// group and topic, and for the retry topic the client and the broker use:
+// "%RETRY%" before the namespaced group.
+func TestBrokerNamesCarryTheNamespace(t *testing.T) {
+	plain := brokerNames(Cluster{}, "G", "T")
+	if plain != (names{group: "G", topic: "T", retry: "%RETRY%G"}) {
+		t.Errorf("no namespace: %+v", plain)
+	}
+	ns := brokerNames(Cluster{Namespace: "ns"}, "G", "T")
+	if ns != (names{group: "ns%G", topic: "ns%T", retry: "%RETRY%ns%G"}) {
+		t.Errorf("namespace ns: %+v", ns)
 	}
 }

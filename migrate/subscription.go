@@ -538,6 +538,9 @@ func (s *Subscription) buildConsumer(side Side, extra ...consumer.Option) (*cons
 		consumer.WithNameServer(cl.NameServers...),
 		consumer.WithInstanceName(instanceName(s.group, side)),
 		consumer.WithStartPosition(s.cfg.start[side]),
+		// Always, so that a namespace given in WithConsumerOptions cannot
+		// make the consumer and the drain readings disagree on names.
+		consumer.WithNamespace(cl.Namespace),
 	)
 	if cl.AccessKey != "" {
 		opts = append(opts, consumer.WithCredentials(cl.AccessKey, cl.SecretKey))
