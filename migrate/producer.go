@@ -40,8 +40,15 @@ func WithFallback(on bool) ProducerOption { return func(c *producerConfig) { c.f
 
 // WithProducerOptions passes options to the rocketmq-client-go producer of
 // both clusters (group name, retries, send timeout, interceptors, ...).
-// The Producer sets each side's name servers, credentials and instance
-// name after them.
+// The Producer sets each side's name servers, credentials, namespace
+// (Cluster.Namespace) and instance name after them.
+//
+// The queue selector is set before them: by default each client picks the
+// queue of a message with a sharding key by FNV-1a(key) modulo the
+// topic's queue count, so that all messages of a key go to one queue of
+// their cluster and an orderly consumer receives them in order, and sends
+// messages without a key round-robin. rmqproducer.WithQueueSelector given
+// here replaces that selector (one instance shared by both clients).
 func WithProducerOptions(opts ...rmqproducer.Option) ProducerOption {
 	return func(c *producerConfig) { c.clientOpts = append(c.clientOpts, opts...) }
 }
@@ -111,10 +118,15 @@ func NewProducer(old, new Cluster, opts ...ProducerOption) (*Producer, error) {
 	var clients [2]sender
 	for i, c := range clusters {
 		side := Side(i)
-		copts := append([]rmqproducer.Option(nil), cfg.clientOpts...)
+		// The selector first, so that one in clientOpts wins.
+		copts := []rmqproducer.Option{rmqproducer.WithQueueSelector(newKeyQueueSelector())}
+		copts = append(copts, cfg.clientOpts...)
 		copts = append(copts,
 			rmqproducer.WithNsResolver(primitive.NewPassthroughResolver(c.NameServers)),
 			rmqproducer.WithInstanceName(instanceName("producer", side)),
+			// Always, so that a namespace in clientOpts cannot differ from
+			// the Cluster's.
+			rmqproducer.WithNamespace(c.Namespace),
 		)
 		if c.AccessKey != "" {
 			copts = append(copts, rmqproducer.WithCredentials(primitive.Credentials{AccessKey: c.AccessKey, SecretKey: c.SecretKey}))
@@ -229,7 +241,7 @@ func (p *Producer) Send(ctx context.Context, msgs ...*primitive.Message) (Result
 		return Result{}, ErrClosed
 	}
 	side := p.route(msgs)
-	res, err := p.clients[side].SendSync(ctx, msgs...)
+	res, err := p.sendOn(ctx, side, msgs)
 	if err == nil {
 		p.sent[side].Add(uint64(len(msgs)))
 		return Result{SendResult: res, Side: side}, nil
@@ -240,7 +252,7 @@ func (p *Producer) Send(ctx context.Context, msgs ...*primitive.Message) (Result
 	}
 	other := side.other()
 	p.fallbacks[side].Add(uint64(len(msgs)))
-	res2, err2 := p.clients[other].SendSync(ctx, msgs...)
+	res2, err2 := p.sendOn(ctx, other, msgs)
 	if p.onFallback != nil {
 		p.onFallback(side, other, err)
 	}
@@ -252,6 +264,25 @@ func (p *Producer) Send(ctx context.Context, msgs ...*primitive.Message) (Result
 	p.sent[other].Add(uint64(len(msgs)))
 	p.logger.Warn("rmqkit migrate: send fell back to the other cluster", "from", side.String(), "to", other.String(), "error", err)
 	return Result{SendResult: res2, Side: other, FellBack: true}, nil
+}
+
+// sendOn sends msgs with side's client. The client prefixes each
+// message's Topic with its namespace in place (without checking for one
+// already there); sendOn puts the caller's topics back afterwards, so that
+// a fallback to the other cluster, or the caller's own retry of the same
+// messages, starts from the plain topic again.
+func (p *Producer) sendOn(ctx context.Context, side Side, msgs []*primitive.Message) (*primitive.SendResult, error) {
+	var buf [1]string
+	topics := buf[:0]
+	for _, m := range msgs {
+		topics = append(topics, m.Topic)
+	}
+	defer func() {
+		for i, m := range msgs {
+			m.Topic = topics[i]
+		}
+	}()
+	return p.clients[side].SendSync(ctx, msgs...)
 }
 
 // ProducerStats is a snapshot of a Producer's counters, in messages.
