@@ -26,14 +26,19 @@ import (
 	"github.com/rmqkit/rmqkit/internal/admin"
 )
 
-// Cluster is one running RocketMQ cluster: a name server and a broker.
+// Cluster is one running RocketMQ cluster: a name server and one or more
+// master brokers.
 type Cluster struct {
 	NameServer string // host:port of the name server
-	Broker     string // host:port of the master broker
-	Name       string // cluster name, for admin commands
-	ID         string // the cluster's name in scripts/rocketmq.sh: a, b, auth, fault
-	AccessKey  string // credentials, for the auth cluster
-	SecretKey  string
+	Broker     string // host:port of the first master broker
+	// Brokers are the host:port of every master broker of the cluster, Broker
+	// first (RMQKIT_BROKERS and the like, which scripts/rocketmq.sh env
+	// exports; [Broker] when unset). Topics of NewTopic have queues on each.
+	Brokers   []string
+	Name      string // cluster name, for admin commands
+	ID        string // the cluster's name in scripts/rocketmq.sh: a, b, auth, fault
+	AccessKey string // credentials, for the auth cluster
+	SecretKey string
 }
 
 // Credentials returns the cluster's credentials for the client, or nil.
@@ -51,6 +56,7 @@ func ClusterA(t testing.TB) *Cluster {
 	return connect(t, &Cluster{
 		NameServer: env("RMQKIT_NAMESRV", "127.0.0.1:9876"),
 		Broker:     env("RMQKIT_BROKER", "127.0.0.1:10911"),
+		Brokers:    envList("RMQKIT_BROKERS"),
 		Name:       "RmqkitA",
 		ID:         "a",
 	}, "scripts/rocketmq.sh up")
@@ -63,6 +69,7 @@ func ClusterB(t testing.TB) *Cluster {
 	return connect(t, &Cluster{
 		NameServer: env("RMQKIT_NAMESRV_B", "127.0.0.1:19876"),
 		Broker:     env("RMQKIT_BROKER_B", "127.0.0.1:20911"),
+		Brokers:    envList("RMQKIT_BROKERS_B"),
 		Name:       "RmqkitB",
 		ID:         "b",
 	}, "scripts/rocketmq.sh up --clusters 2")
@@ -75,6 +82,7 @@ func ClusterAuth(t testing.TB) *Cluster {
 	return connect(t, &Cluster{
 		NameServer: env("RMQKIT_AUTH_NAMESRV", "127.0.0.1:29876"),
 		Broker:     env("RMQKIT_AUTH_BROKER", "127.0.0.1:30911"),
+		Brokers:    envList("RMQKIT_AUTH_BROKERS"),
 		Name:       "RmqkitAuth",
 		ID:         "auth",
 		AccessKey:  env("RMQKIT_ACCESS_KEY", "rmqkit-ak"),
@@ -90,6 +98,7 @@ func ClusterFault(t testing.TB) *Cluster {
 	return connect(t, &Cluster{
 		NameServer: env("RMQKIT_FAULT_NAMESRV", "127.0.0.1:24876"),
 		Broker:     env("RMQKIT_FAULT_BROKER", "127.0.0.1:25911"),
+		Brokers:    envList("RMQKIT_FAULT_BROKERS"),
 		Name:       "RmqkitFault",
 		ID:         "fault",
 	}, "scripts/rocketmq.sh up --fault")
@@ -107,6 +116,18 @@ func Script(t testing.TB, args ...string) {
 	}
 }
 
+// envList returns the comma-separated list in the environment variable key,
+// or nil.
+func envList(key string) []string {
+	var out []string
+	for _, s := range strings.Split(os.Getenv(key), ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 func env(key, def string) string {
 	if v := os.Getenv(key); v != "" {
 		return v
@@ -114,10 +135,13 @@ func env(key, def string) string {
 	return def
 }
 
-// connect checks that both processes accept connections.
+// connect checks that the name server and every broker accept connections.
 func connect(t testing.TB, c *Cluster, startCmd string) *Cluster {
 	t.Helper()
-	for _, addr := range []string{c.NameServer, c.Broker} {
+	if len(c.Brokers) == 0 {
+		c.Brokers = []string{c.Broker}
+	}
+	for _, addr := range append([]string{c.NameServer}, c.Brokers...) {
 		conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
 		if err != nil {
 			msg := fmt.Sprintf("no RocketMQ at %s (%v); start one with: %s", addr, err, startCmd)
@@ -159,8 +183,9 @@ func Queues(n int) TopicOption { return func(o *topicOpts) { o.queues = n } }
 // Ordered creates the topic as an ordered topic.
 func Ordered() TopicOption { return func(o *topicOpts) { o.ordered = true } }
 
-// NewTopic creates a fresh topic on the cluster and waits until the name
-// server routes it.
+// NewTopic creates a fresh topic on every master broker of the cluster and
+// waits until the name server routes it to all of them; it fails the test
+// when the route misses one of c.Brokers.
 func (c *Cluster) NewTopic(t testing.TB, opts ...TopicOption) string {
 	t.Helper()
 	o := topicOpts{queues: 4}
@@ -183,6 +208,21 @@ func (c *Cluster) NewTopic(t testing.TB, opts ...TopicOption) string {
 	// server routes the topic.
 	if err := adm.CreateTopic(ctx, topic, o.queues, o.ordered); err != nil {
 		t.Fatalf("create topic %s on %s: %v", topic, c.NameServer, err)
+	}
+	// CreateTopic creates it on the masters the name server knows: make sure
+	// that is every broker the cluster should have.
+	route, err := adm.TopicRoute(ctx, topic)
+	if err != nil {
+		t.Fatalf("route of topic %s: %v", topic, err)
+	}
+	routed := make(map[string]bool)
+	for _, b := range route.Brokers {
+		routed[b.MasterAddr()] = true
+	}
+	for _, addr := range c.Brokers {
+		if !routed[addr] {
+			t.Fatalf("topic %s: the name server %s routes it to %+v, not to the cluster's broker %s", topic, c.NameServer, route.Brokers, addr)
+		}
 	}
 	return topic
 }
