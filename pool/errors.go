@@ -16,6 +16,10 @@ var (
 	// ErrClosed is returned by Do and Resize after Close.
 	ErrClosed = errors.New("pool: closed")
 
+	// ErrOverran is returned by DoWithin when it stopped waiting for a task
+	// that is still running: past its hold, or because quit was closed.
+	ErrOverran = errors.New("pool: task overran its hold")
+
 	// ErrPanic is matched (errors.Is) by the *PanicError that Do returns
 	// when a task panics.
 	ErrPanic = errors.New("pool: task panicked")

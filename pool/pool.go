@@ -35,6 +35,7 @@ type Pool struct {
 	closed  bool
 
 	waiting   atomic.Int64
+	overran   atomic.Int64 // tasks still running that their caller stopped waiting for
 	completed atomic.Uint64
 	failed    atomic.Uint64
 	panicked  atomic.Uint64
@@ -86,27 +87,65 @@ func (p *Pool) Cap() int {
 	return p.size
 }
 
-// Do waits for a free worker, runs task on it with ctx, and returns the
-// task's error. If ctx ends while waiting, Do returns ctx.Err() and the task
-// does not run. A panic in task is returned as a *PanicError. After Close,
-// Do returns ErrClosed.
+// Do runs task on a worker of the pool and returns its error. It waits for
+// a free worker first; ctx bounds only that wait (Do returns ctx.Err() if
+// it ends first) and is passed to task. A panic in task is recovered and
+// returned as a *PanicError. Do returns ErrClosed after Close.
 func (p *Pool) Do(ctx context.Context, task Task) error {
+	return p.DoWithin(ctx, task, 0, nil)
+}
+
+// DoWithin is Do with a bound on how long the caller waits for the task
+// once it runs: after hold (0 means no bound), or when quit is closed
+// (nil means never), DoWithin stops waiting and returns ErrOverran while
+// the task keeps its worker until it returns. Use it where a task that
+// ignores its context must not hold the caller forever.
+func (p *Pool) DoWithin(ctx context.Context, task Task, hold time.Duration, quit <-chan struct{}) error {
 	if err := p.acquire(ctx); err != nil {
 		return err
 	}
 	j := p.jobs.Get().(*job)
-	j.ctx, j.task = ctx, task
+	j.ctx, j.task, j.pool = ctx, task, p
+	j.state.Store(jobRunning)
 	if err := p.workers.Submit(j.runFn); err != nil {
 		j.ctx, j.task = nil, nil
 		p.jobs.Put(j)
 		p.release()
 		return fmt.Errorf("pool %q: %w", p.name, err)
 	}
-	err := <-j.done
+	var err error
+	if hold <= 0 && quit == nil {
+		err = <-j.done
+	} else {
+		var expired <-chan time.Time
+		if hold > 0 {
+			t := time.NewTimer(hold)
+			defer t.Stop()
+			expired = t.C
+		}
+		select {
+		case err = <-j.done:
+		case <-expired:
+			if j.abandon() {
+				return ErrOverran
+			}
+			err = <-j.done // it returned as the wait ended
+		case <-quit:
+			if j.abandon() {
+				return ErrOverran
+			}
+			err = <-j.done
+		}
+	}
+	p.finish(j, err)
+	return err
+}
+
+// finish returns a job's worker slot and counts its result.
+func (p *Pool) finish(j *job, err error) {
 	p.jobs.Put(j)
 	p.release()
 	p.count(err)
-	return err
 }
 
 func (p *Pool) count(err error) {
@@ -220,6 +259,7 @@ type Stats struct {
 	Completed uint64 // tasks that returned nil
 	Failed    uint64 // tasks that returned an error
 	Panicked  uint64 // tasks that panicked
+	Overran   int    // tasks still running that their caller stopped waiting for (DoWithin)
 }
 
 // Stats returns a snapshot of the pool's counters.
@@ -235,6 +275,7 @@ func (p *Pool) Stats() Stats {
 		Completed: p.completed.Load(),
 		Failed:    p.failed.Load(),
 		Panicked:  p.panicked.Load(),
+		Overran:   int(p.overran.Load()),
 	}
 }
 
@@ -256,14 +297,42 @@ func (p *Pool) Close(ctx context.Context) error {
 type job struct {
 	ctx   context.Context
 	task  Task
+	pool  *Pool
 	done  chan error
 	runFn func()
+	state atomic.Int32
 }
+
+// Job states: the caller and the worker race to finish; the first to move
+// the state decides who returns the slot.
+const (
+	jobRunning int32 = iota
+	jobReturned
+	jobAbandoned
+)
 
 func (j *job) run() {
 	ctx, task := j.ctx, j.task
 	j.ctx, j.task = nil, nil
-	j.done <- safeRun(ctx, task)
+	err := safeRun(ctx, task)
+	if j.state.CompareAndSwap(jobRunning, jobReturned) {
+		j.done <- err
+		return
+	}
+	// The caller gave up on this task: the worker returns the slot.
+	p := j.pool
+	p.overran.Add(-1)
+	p.finish(j, err)
+}
+
+// abandon marks the job as no longer awaited; false means the task has
+// already returned and its result is in done.
+func (j *job) abandon() bool {
+	if !j.state.CompareAndSwap(jobRunning, jobAbandoned) {
+		return false
+	}
+	j.pool.overran.Add(1)
+	return true
 }
 
 func safeRun(ctx context.Context, task Task) (err error) {

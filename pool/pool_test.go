@@ -252,3 +252,57 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+func TestDoWithinStopsWaitingForATaskPastItsHoldAndFreesTheSlotWhenItReturns(t *testing.T) {
+	p, err := pool.New("hold", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	release := make(chan struct{})
+	err = p.DoWithin(context.Background(), func(context.Context) error { <-release; return nil }, 20*time.Millisecond, nil)
+	if !errors.Is(err, pool.ErrOverran) {
+		t.Fatalf("DoWithin = %v, want ErrOverran", err)
+	}
+	if st := p.Stats(); st.Overran != 1 || st.Running != 1 {
+		t.Fatalf("stats after overrun = %+v, want Overran 1 and Running 1 (the task keeps its worker)", st)
+	}
+	close(release)
+	// The worker returns the slot: the next task gets it.
+	if err := p.Do(context.Background(), func(context.Context) error { return nil }); err != nil {
+		t.Fatalf("Do after the overrun task returned = %v", err)
+	}
+	if st := p.Stats(); st.Overran != 0 || st.Running != 0 {
+		t.Fatalf("stats at the end = %+v, want Overran 0, Running 0", st)
+	}
+}
+
+func TestDoWithinStopsWaitingWhenQuitIsClosed(t *testing.T) {
+	p, err := pool.New("quit", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	quit := make(chan struct{})
+	close(quit)
+	err = p.DoWithin(context.Background(), func(context.Context) error { <-release; return nil }, 0, quit)
+	if !errors.Is(err, pool.ErrOverran) {
+		t.Fatalf("DoWithin = %v, want ErrOverran", err)
+	}
+	close(release)
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDoWithinReturnsTheResultOfATaskWithinItsHold(t *testing.T) {
+	p, err := pool.New("fast", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	boom := errors.New("boom")
+	if err := p.DoWithin(context.Background(), func(context.Context) error { return boom }, time.Minute, make(chan struct{})); !errors.Is(err, boom) {
+		t.Fatalf("DoWithin = %v, want boom", err)
+	}
+}

@@ -22,6 +22,9 @@ type Client struct {
 	mu     sync.Mutex
 	conns  map[string]*connSlot // by address
 	closed bool
+	// masters caches the master address of each broker by name, for
+	// requests on the consumption path (consume.go).
+	masters map[string]string
 }
 
 // connSlot holds the one connection to an address, reused by every request.
