@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	rmq "github.com/apache/rocketmq-client-go/v2/consumer"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+
 	"github.com/rmqkit/rmqkit/consumer"
 	"github.com/rmqkit/rmqkit/internal/rmqtest"
 )
@@ -393,37 +396,130 @@ func TestHandlerSlowerThanClientConsumeTimeoutCausesNoDuplicates(t *testing.T) {
 }
 
 // A stalled pool must not stop the client's pull loop for 120 s, or the
-// client drops the queue and re-consumes it from the committed offset.
+// client drops the queue (_PullMaxIdleTime, checked by the rebalance every
+// 20 s) and re-consumes it from the committed offset: results of the
+// callbacks still running are discarded, so they come again.
+//
+// The set-up is the cheapest that traps a plain client with its defaults: a
+// consumer that is caught up receives a trickle of messages (one per pull)
+// while every callback blocks. The 20 callbacks (ConsumeGoroutineNums) fill
+// the topic's slots, the dispatcher blocks on the 21st message, the 32
+// batches of msgCh fill, and the pull loop blocks putting the next batch,
+// after some 54 messages: below every flow-control limit (per-queue count
+// 102400, ConsumeConcurrentlyMaxSpan 1000), so nothing refreshes
+// lastPullTime. (A backlog pulled 32 at a time would hit the span limit
+// first, whose flow control keeps the queue alive.) rmqkit, with its
+// defaults and the same handler, must keep the queue: its callbacks never
+// block the client's dispatcher. Both run side by side; the plain one
+// shows that the set-up does trigger the drop.
 func TestStalledPoolDoesNotTriggerIdleQueueDrop(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs for 2.5 minutes")
 	}
 	t.Parallel()
 	cl := rmqtest.ClusterA(t)
-	topic := cl.NewTopic(t, rmqtest.Queues(1))
-	ids := cl.NewProducer(t).Produce(topic, "stall", 300)
-	got := rmqtest.NewCollector()
-	release := make(chan struct{})
-	c := newConsumer(t, cl, cl.NewGroup(t), consumer.WithPrefetch(64, 16))
-	err := c.Subscribe(topic, consumer.All, func(ctx context.Context, m *consumer.Message) error {
-		select {
-		case <-release:
-		case <-ctx.Done():
-			return ctx.Err()
+	const (
+		n    = 200
+		drop = "remove unnecessary mq because pull was expired"
+		// The pull loop blocks within a second or two of the first
+		// message; the queue is dropped at the first rebalance (every
+		// 20 s) after 120 s without a pull.
+		limit = 155 * time.Second
+	)
+
+	// trickle sends ids one by one, each once the previous may have been
+	// pulled alone, after the consumer took the first.
+	trickle := func(t *testing.T, topic string, entered *atomic.Int32) []string {
+		p := cl.NewProducer(t)
+		ids := make([]string, n)
+		for i := range ids {
+			ids[i] = fmt.Sprintf("stall-%03d", i)
 		}
-		got.Add(m.Property(rmqtest.IDProperty))
-		return nil
-	}, consumer.WithPoolSize(1))
-	if err != nil {
-		t.Fatal(err)
+		p.Send(topic, rmqtest.Msg{ID: ids[0]})
+		if !rmqtest.WaitUntil(60*time.Second, func() bool { return entered.Load() > 0 }) {
+			t.Fatal("the consumer took no message within 60 s")
+		}
+		for _, id := range ids[1:] {
+			p.Send(topic, rmqtest.Msg{ID: id})
+			time.Sleep(5 * time.Millisecond) // pacing, so that pulls find one message each
+		}
+		return ids
 	}
-	start(t, c)
-	time.Sleep(145 * time.Second) // past the 120 s idle limit and a 20 s rebalance
-	close(release)
-	r := got.RequireAll(t, ids, 60*time.Second)
-	if r.Duplicates != 0 {
-		t.Fatalf("%d duplicates after a long stall: the queue was dropped", r.Duplicates)
-	}
+
+	t.Run("plain", func(t *testing.T) {
+		t.Parallel()
+		topic := cl.NewTopic(t, rmqtest.Queues(1))
+		got := rmqtest.NewCollector()
+		release := make(chan struct{})
+		var entered atomic.Int32
+		group := cl.StartPlainConsumerFunc(t, topic, func(_ context.Context, msgs ...*primitive.MessageExt) (rmq.ConsumeResult, error) {
+			entered.Add(1)
+			<-release
+			for _, m := range msgs {
+				got.Add(m.GetProperty(rmqtest.IDProperty))
+			}
+			return rmq.ConsumeSuccess, nil
+		}, rmq.WithConsumeFromWhere(rmq.ConsumeFromFirstOffset))
+		dropped := rmqtest.WatchClientLog(t, drop, group)
+		began := time.Now()
+		ids := trickle(t, topic, &entered)
+		select {
+		case <-dropped.Seen():
+			t.Logf("plain client dropped its idle queue after %v", time.Since(began).Round(time.Second))
+		case <-time.After(limit - time.Since(began)):
+		}
+		close(release)
+		if !dropped.Happened() {
+			t.Fatalf("the plain client kept its queue for %v: the set-up does not trigger the idle-queue drop", limit)
+		}
+		got.RequireAll(t, ids, 60*time.Second)
+		if !rmqtest.WaitUntil(30*time.Second, func() bool { return got.Check(ids).Duplicates > 0 }) {
+			t.Fatal("the plain client dropped its queue but redelivered nothing")
+		}
+		t.Logf("plain client: %d duplicates", got.Check(ids).Duplicates)
+	})
+
+	t.Run("rmqkit", func(t *testing.T) {
+		t.Parallel()
+		topic := cl.NewTopic(t, rmqtest.Queues(1))
+		got := rmqtest.NewCollector()
+		release := make(chan struct{})
+		var entered atomic.Int32
+		group := cl.NewGroup(t)
+		dropped := rmqtest.WatchClientLog(t, drop, group)
+		c := newConsumer(t, cl, group, consumer.WithHandlerTimeout(10*time.Minute))
+		err := c.Subscribe(topic, consumer.All, func(ctx context.Context, m *consumer.Message) error {
+			entered.Add(1)
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			got.Add(m.Property(rmqtest.IDProperty))
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		start(t, c)
+		began := time.Now()
+		ids := trickle(t, topic, &entered)
+		select { // long enough for the client to drop a queue stalled since the start
+		case <-dropped.Seen():
+		case <-time.After(limit - time.Since(began)):
+		}
+		close(release)
+		if dropped.Happened() {
+			t.Errorf("the client dropped rmqkit's queue after %v of stalled handlers", time.Since(began).Round(time.Second))
+		}
+		got.RequireAll(t, ids, 60*time.Second)
+		// Redelivered copies would follow the first deliveries at once;
+		// the consumer's own count says when every success was counted.
+		rmqtest.WaitUntil(10*time.Second, func() bool { return stats(c, topic).Succeeded >= n })
+		if r := got.Check(ids); r.Duplicates != 0 || dropped.Happened() {
+			t.Fatalf("%d duplicates after a long stall (queue dropped: %v)", r.Duplicates, dropped.Happened())
+		}
+	})
 }
 
 // Lag reports what the broker holds beyond the group's committed offsets:
