@@ -22,16 +22,19 @@ func TestBrokerAndNameServerFaultsLoseNothing(t *testing.T) {
 		p := cl.NewProducer(t)
 		ids := p.Produce(topic, "before", 3000)
 		got := consumeSlowly(t, cl, topic)
-		for got.Distinct() < 1000 {
-			time.Sleep(10 * time.Millisecond)
+		if !rmqtest.WaitUntil(60*time.Second, func() bool { return got.Distinct() >= 1000 }) {
+			t.Fatalf("%d of 3000 consumed in 60 s before the fault", got.Distinct())
 		}
 		rmqtest.Script(t, "kill-broker", cl.ID, "--signal", "KILL")
 		killedAt := got.Distinct()
-		time.Sleep(2 * time.Second)
+		time.Sleep(2 * time.Second) // the broker stays down a while
 		rmqtest.Script(t, "start-broker", cl.ID)
 		ids = append(ids, p.Produce(topic, "after", 1000)...)
 		r := got.RequireAll(t, ids, 120*time.Second)
 		t.Logf("broker SIGKILL after %d of 3000, restart: lost=0 dup=%d", killedAt, r.Duplicates)
+		if r.Duplicates != 0 {
+			t.Fatalf("%d duplicates, README states 0", r.Duplicates)
+		}
 	})
 
 	t.Run("name server stopped and restarted", func(t *testing.T) {
@@ -39,17 +42,20 @@ func TestBrokerAndNameServerFaultsLoseNothing(t *testing.T) {
 		p := cl.NewProducer(t)
 		ids := p.Produce(topic, "before", 2000)
 		got := consumeSlowly(t, cl, topic)
-		for got.Distinct() < 500 {
-			time.Sleep(10 * time.Millisecond)
+		if !rmqtest.WaitUntil(60*time.Second, func() bool { return got.Distinct() >= 500 }) {
+			t.Fatalf("%d of 2000 consumed in 60 s before the fault", got.Distinct())
 		}
 		rmqtest.Script(t, "stop-namesrv", cl.ID, "--signal", "KILL")
 		// Routes are cached: consumption and sending go on without it.
 		ids = append(ids, p.Produce(topic, "during", 500)...)
-		time.Sleep(3 * time.Second)
+		time.Sleep(3 * time.Second) // the name server stays down a while
 		rmqtest.Script(t, "start-namesrv", cl.ID)
 		ids = append(ids, p.Produce(topic, "after", 500)...)
 		r := got.RequireAll(t, ids, 120*time.Second)
 		t.Logf("name server down and back: lost=0 dup=%d", r.Duplicates)
+		if r.Duplicates != 0 {
+			t.Fatalf("%d duplicates, README states 0", r.Duplicates)
+		}
 	})
 }
 
