@@ -94,10 +94,7 @@ func TestConsumerReceivesEveryMessageOnce(t *testing.T) {
 	}
 	// The handler records an id before it returns; the success is counted
 	// just after, so the last one may still be on its way.
-	deadline := time.Now().Add(5 * time.Second)
-	for stats(c, topic).Succeeded < 1000 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	rmqtest.WaitUntil(5*time.Second, func() bool { return stats(c, topic).Succeeded >= 1000 })
 	if s := stats(c, topic); s.Succeeded != 1000 || s.Failed != 0 {
 		t.Errorf("stats = %+v, want 1000 succeeded, none failed", s)
 	}
@@ -171,9 +168,12 @@ func TestResizeChangesConcurrencyWithoutLossOrDuplicates(t *testing.T) {
 		if err := c.SetPoolSize(topic, size); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(200 * time.Millisecond) // running handlers of the old size finish
+		// Running handlers of a larger old size finish.
+		if !rmqtest.WaitUntil(5*time.Second, func() bool { return g.cur.Load() <= int64(size) }) {
+			t.Fatalf("%d handlers still running 5 s after resizing to %d", g.cur.Load(), size)
+		}
 		g.reset()
-		time.Sleep(d)
+		time.Sleep(d) // the measuring window
 		return g.max()
 	}
 	at2 := phase(2, 1500*time.Millisecond)
@@ -311,9 +311,8 @@ func TestAlwaysFailingMessageEndsInDeadLetterQueue(t *testing.T) {
 	if err := d.Subscribe("%DLQ%"+group, consumer.All, collect(dlq)); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(90 * time.Second)
-	for stats(c, topic).DeadLettered == 0 && time.Now().Before(deadline) {
-		time.Sleep(200 * time.Millisecond)
+	if !rmqtest.WaitUntil(90*time.Second, func() bool { return stats(c, topic).DeadLettered > 0 }) {
+		t.Fatalf("not dead-lettered after 90 s: %+v", stats(c, topic))
 	}
 	start(t, d)
 	dlq.RequireAll(t, []string{"poison"}, 60*time.Second)
@@ -344,8 +343,8 @@ func TestStopWithMessagesInFlightLosesNone(t *testing.T) {
 		t.Fatal(err)
 	}
 	start(t, first)
-	for got.Distinct() < 40 {
-		time.Sleep(10 * time.Millisecond)
+	if !rmqtest.WaitUntil(60*time.Second, func() bool { return got.Distinct() >= 40 }) {
+		t.Fatalf("%d handled in 60 s, want 40 before stopping", got.Distinct())
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -378,6 +377,8 @@ func TestHandlerSlowerThanClientConsumeTimeoutCausesNoDuplicates(t *testing.T) {
 	topic := cl.NewTopic(t, rmqtest.Queues(2))
 	ids := cl.NewProducer(t).Produce(topic, "f", 12)
 	got := rmqtest.NewCollector()
+	// The client logs every message it sends back as expired, by topic.
+	sentBack := rmqtest.WatchClientLog(t, "send expire msg back", topic)
 	c := newConsumer(t, cl, cl.NewGroup(t), consumer.WithClientConsumeTimeout(2*time.Second))
 	err := c.Subscribe(topic, consumer.All, func(_ context.Context, m *consumer.Message) error {
 		time.Sleep(3 * time.Second) // handling and waiting for a worker both exceed 2s
@@ -389,7 +390,12 @@ func TestHandlerSlowerThanClientConsumeTimeoutCausesNoDuplicates(t *testing.T) {
 	}
 	start(t, c)
 	got.RequireAll(t, ids, 60*time.Second)
-	time.Sleep(15 * time.Second) // re-sent copies would arrive after the retry delay (10s)
+	// A message sent back would come again after the retry delay (10 s);
+	// that it was sent back shows at once in the client's log. Once all
+	// are handled, none is left to send back.
+	if sentBack.Happened() {
+		t.Fatal("the client sent a message still being handled back to the broker (ConsumeTimeout)")
+	}
 	if r := got.Check(ids); r.Duplicates != 0 {
 		t.Fatalf("%d duplicates from the client's consume timeout", r.Duplicates)
 	}

@@ -19,12 +19,13 @@ var clientLog struct {
 }
 
 // InstallClientLog routes the RocketMQ client's log (rlog, process-global)
-// to out for records at or above show, and lets tests watch its warnings
-// too (WatchClientLog). Call it once from TestMain, instead of
-// rmqlog.Install.
+// to out for records at or above show, and lets tests watch its info
+// records and above too (WatchClientLog). Call it once from TestMain,
+// instead of rmqlog.Install. While no test watches, records below show
+// cost what they cost with rmqlog.Install.
 func InstallClientLog(out io.Writer, show slog.Level) {
 	h := &teeHandler{out: slog.NewTextHandler(out, &slog.HandlerOptions{Level: show})}
-	rmqlog.Install(slog.New(h), rmqlog.WithLevel(slog.LevelWarn))
+	rmqlog.Install(slog.New(h), rmqlog.WithLevel(slog.LevelInfo))
 	clientLog.mu.Lock()
 	clientLog.on = true
 	clientLog.mu.Unlock()
@@ -38,7 +39,7 @@ type LogWatch struct {
 	seen      chan struct{}
 }
 
-// WatchClientLog starts watching the client's log (warnings and above) for
+// WatchClientLog starts watching the client's log (info and above) for
 // a record whose message contains msg and that has an attribute whose
 // value contains attr, until the end of the test. It fails the test if
 // InstallClientLog was not called: a watch that cannot see anything would
@@ -96,7 +97,14 @@ type teeHandler struct {
 	out slog.Handler
 }
 
-func (h *teeHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *teeHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	if h.out.Enabled(ctx, l) {
+		return true
+	}
+	clientLog.mu.Lock()
+	defer clientLog.mu.Unlock()
+	return len(clientLog.watchers) > 0
+}
 
 func (h *teeHandler) Handle(ctx context.Context, r slog.Record) error {
 	clientLog.mu.Lock()
