@@ -25,7 +25,7 @@ import (
 // goroutines, each key's messages interleaved with other keys'.
 func TestProducerKeepsEachKeyOnOneQueueInOrder(t *testing.T) {
 	t.Parallel()
-	tc := setup(t) // 4 queues on each cluster
+	tc := setup(t) // 4 queues per broker on each cluster
 	ctx := context.Background()
 	const keys, perKey, keyless, senders = 200, 10, 200, 8
 
@@ -157,9 +157,15 @@ func TestProducerKeepsEachKeyOnOneQueueInOrder(t *testing.T) {
 	t.Logf("keys per queue: old %v, new %v; keyless messages per queue: old %v, new %v",
 		perSide[migrate.Old], perSide[migrate.New], keylessQ[migrate.Old], keylessQ[migrate.New])
 	for side := range 2 {
-		// 4 queues per cluster: about 25 keys, 25 keyless messages each.
-		if len(perSide[side]) != 4 || len(keylessQ[side]) != 4 {
-			t.Errorf("%s cluster: keys in %d queues, keyless messages in %d; want all 4", migrate.Side(side), len(perSide[side]), len(keylessQ[side]))
+		// 4 queues per broker: about 100/n keys, 100/n keyless messages in
+		// each of the n queues.
+		route, err := tc.adm[side].TopicRoute(ctx, tc.topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := len(route.MessageQueues())
+		if len(perSide[side]) != n || len(keylessQ[side]) != n {
+			t.Errorf("%s cluster: keys in %d queues, keyless messages in %d; want all %d", migrate.Side(side), len(perSide[side]), len(keylessQ[side]), n)
 		}
 	}
 	mu.Unlock()
