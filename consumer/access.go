@@ -24,16 +24,8 @@ func (c *Consumer) checkAccess(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	adm, err := admin.New(c.cfg.nameServers, admin.WithCredentials(cr.AccessKey, cr.SecretKey))
-	if err != nil {
-		return fmt.Errorf("consumer %q: access check: %w", c.group, err)
-	}
-	defer adm.Close()
-	topic := c.topicsLocked()[0]
-	group := c.group
-	if ns := c.cfg.namespace; ns != "" {
-		topic, group = ns+"%"+topic, ns+"%"+group
-	}
+	adm := c.adm
+	topic, group := c.clientName(c.topicsLocked()[0]), c.brokerGroup()
 	route, err := adm.TopicRoute(ctx, topic)
 	if err != nil {
 		c.cfg.logger.Warn("rmqkit access check skipped", "group", c.group, "topic", topic, "error", err)

@@ -15,6 +15,7 @@ import (
 	rmq "github.com/apache/rocketmq-client-go/v2/consumer"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 
+	"github.com/rmqkit/rmqkit/internal/admin"
 	"github.com/rmqkit/rmqkit/pool"
 	"github.com/rmqkit/rmqkit/throttle"
 )
@@ -35,10 +36,22 @@ type Consumer struct {
 	group string
 	cfg   config
 
-	mu     sync.Mutex
-	state  state
-	subs   map[string]*subscription
+	mu    sync.Mutex
+	state state
+	subs  map[string]*subscription // by topic as the user names it
+	// routes maps the topic as the client delivers it (with the
+	// namespace prefix, "ns%topic") to its subscription; read-only after
+	// Start.
+	routes map[string]*subscription
 	client pushClient
+	// adm is the consumer's one admin connection: the access check, Lag,
+	// the quota's instance count and hand-backs of failed messages share
+	// it; Stop closes it. backer is adm where tests fake it.
+	adm    *admin.Client
+	backer sendBacker
+	// settled reports whether the client has booked the results of the
+	// callbacks that returned during Stop (see returns); nil: at once.
+	settled func() bool
 
 	// admit ends when Stop begins: no handler starts after that.
 	admit       context.Context
@@ -53,6 +66,13 @@ type Consumer struct {
 	active    atomic.Int64 // handlers running
 	callbacks atomic.Int64 // client callbacks inside rmqkit
 	parked    atomic.Int64 // callbacks of unhandled messages waiting for released
+	unrouted  atomic.Uint64
+	// stopping is set when Stop begins; from then on the counters above
+	// signal changed, and acknowledged callbacks note their offsets in
+	// returns, so that Stop waits on conditions, not sleeps.
+	stopping  atomic.Bool
+	changed   chan struct{}
+	returns   returnedOffsets
 	startedAt time.Time
 	inflight  inflight
 	renewDone chan struct{}
@@ -67,6 +87,7 @@ type Consumer struct {
 type pushClient interface {
 	Start() error
 	Shutdown() error
+	Suspend()
 	PersistConsumerOffset() error
 	Subscribe(topic string, sel rmq.MessageSelector, f func(context.Context, ...*primitive.MessageExt) (rmq.ConsumeResult, error)) error
 }
@@ -90,16 +111,29 @@ func New(group string, opts ...Option) (*Consumer, error) {
 	if cfg.instance == "" {
 		cfg.instance = "rmqkit-" + group + "-" + randomSuffix()
 	}
+	var admOpts []admin.Option
+	if cr := cfg.credentials; cr != nil {
+		admOpts = append(admOpts, admin.WithCredentials(cr.AccessKey, cr.SecretKey))
+	}
+	adm, err := admin.New(cfg.nameServers, admOpts...) // connects lazily
+	if err != nil {
+		return nil, fmt.Errorf("%w: name server: %w", ErrInvalidOption, err)
+	}
 	c := &Consumer{
 		group:    group,
 		cfg:      cfg,
 		subs:     make(map[string]*subscription),
+		routes:   make(map[string]*subscription),
+		adm:      adm,
+		backer:   adm,
 		released: make(chan struct{}),
+		changed:  make(chan struct{}, 1),
 	}
 	c.admit, c.stopAdmit = context.WithCancel(context.Background())
 	c.handlerCtx, c.stopHandler = context.WithCancel(context.Background())
 	c.inflight.init()
 	if err := c.glim.init(cfg.groupLimit, cfg.groupQuota); err != nil {
+		_ = adm.Close()
 		return nil, fmt.Errorf("%w: group limit: %w", ErrInvalidOption, err)
 	}
 	return c, nil
@@ -188,6 +222,7 @@ func (c *Consumer) Subscribe(topic string, sel Selector, h Handler, opts ...Subs
 		s.pool, s.ownsPool = p, true
 	}
 	c.subs[topic] = s
+	c.routes[c.clientName(topic)] = s
 	return nil
 }
 
@@ -218,7 +253,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 		return fmt.Errorf("%w: no subscriptions (call Subscribe before Start)", ErrInvalidOption)
 	}
 	if c.glim.counter == nil {
-		c.glim.counter = newAdminCounter(c.cfg)
+		c.glim.counter = &adminCounter{client: c.adm, self: c.cfg.instance}
 	}
 	if c.glim.quotaMode() {
 		// Count before the client registers, so that the first messages
@@ -247,6 +282,17 @@ func (c *Consumer) Start(ctx context.Context) error {
 		return fmt.Errorf("consumer %q: start: %w", c.group, err)
 	}
 	c.client = client
+	c.settled = func() bool {
+		// The client books a callback's result (its offset) just after
+		// the callback returns. Every acknowledged callback that returned
+		// during Stop must show in the queue's commit offset, or be held
+		// back by an older message still in the queue's cache.
+		mqs := client.GetConsumerRunningInfo(false).MQTable
+		return c.returns.booked(func(mq primitive.MessageQueue) (commit, cachedMin int64, cached int, ok bool) {
+			pi, ok := mqs[mq]
+			return pi.CommitOffset, pi.CachedMsgMinOffset, pi.CachedMsgCount, ok
+		})
+	}
 	c.state = stateRunning
 	c.startedAt = time.Now()
 	c.renewDone = make(chan struct{})
@@ -271,6 +317,12 @@ func (c *Consumer) clientOptions() []rmq.Option {
 		orderly = s.orderly
 		maxRetries = max(maxRetries, s.maxRetries)
 		batch = max(batch, s.batchSize)
+	}
+	if orderly {
+		// rmqkit dead-letters an exhausted orderly message itself, with
+		// its subscription's budget (dispatch.go); -1 keeps the client from
+		// doing it with the consumer-wide one.
+		maxRetries = -1
 	}
 	opts := []rmq.Option{
 		rmq.WithGroupName(c.group),
@@ -306,12 +358,15 @@ func (c *Consumer) clientOptions() []rmq.Option {
 	return append(opts, c.cfg.clientOptions...)
 }
 
-// Stop ends consumption gracefully. It stops handing messages to handlers
-// at once, waits until the handlers already running return or ctx ends,
-// then persists offsets and shuts the client down. Messages fetched but not
-// handled are delivered again later. If ctx ends first, handlers' contexts
-// are cancelled, their results are discarded (those messages are delivered
-// again too), and Stop returns ctx.Err() after the shutdown.
+// Stop ends consumption gracefully: it stops pulling and stops handing
+// messages to handlers at once, waits until the handlers already running
+// return or ctx ends, commits the offsets of what was handled, and shuts
+// the client down. Messages fetched but not handled are delivered again
+// later. If ctx ends first, handlers' contexts are cancelled; handlers that
+// return are abandoned (their messages are delivered again too), and
+// handlers that ignore their context are left running, logged and counted
+// in Stats. Stop then returns ctx.Err(), within ctx's deadline plus
+// stopSlack (500 ms) whatever the handlers do.
 //
 // Stop is safe after a failed Start, without Start, and more than once.
 // A stopped Consumer cannot be started again.
@@ -323,40 +378,53 @@ func (c *Consumer) Stop(ctx context.Context) error {
 	if prev == stateStopped {
 		return nil
 	}
+	// hard bounds every step after the handlers: ctx's deadline plus a
+	// little for the shutdown itself. Without a deadline, the client's
+	// bookkeeping and the pools get holdGrace each.
+	hard, cancel := context.WithCancel(context.Background())
+	if d, ok := ctx.Deadline(); ok {
+		hard, cancel = context.WithDeadline(context.Background(), d.Add(stopSlack))
+	}
+	defer cancel()
+
+	c.stopping.Store(true)
 	c.stopAdmit()
 	var waitErr error
 	if prev == stateRunning {
-		waitErr = c.waitHandlers(ctx)
+		// No new pull starts; a pull in flight still delivers its messages
+		// to the client's buffer, where they wait unhandled.
+		c.client.Suspend()
+		// Every callback ends up parked (its messages not handled) or
+		// returned: a handler returned, or overran its hold.
+		waitErr = c.waitFor(ctx, c.handedOver)
 		if waitErr != nil {
 			c.stopHandler()
-		} else {
-			c.commitResults(ctx)
+			if n := c.active.Load(); n > 0 {
+				c.cfg.logger.Error("rmqkit consumer stop: handlers ignore their cancelled context; abandoning them (their messages will be redelivered)",
+					"group", c.group, "handlers", n)
+			}
 		}
-		c.outliveFirstHeartbeat(ctx)
-		if err := c.client.Shutdown(); err != nil {
-			c.cfg.logger.Warn("rmqkit consumer shutdown", "group", c.group, "error", err)
-		}
+		c.commitResults(hard)
+		c.outliveFirstHeartbeat(hard)
+		c.shutdownClient(hard)
 		close(c.released)
 		close(c.renewDone)
 		c.glim.stop()
-		// Callbacks blocked on released return now; wait briefly so that no
-		// goroutine of ours outlives Stop.
-		c.waitCallbacks(5 * time.Second)
+		// Callbacks parked on released return now.
+		_ = c.waitFor(hard, func() bool { return c.callbacks.Load() == 0 })
 	} else {
 		close(c.released)
 	}
-	c.glim.closeCounter()
+	_ = c.adm.Close()
 	c.stopHandler()
-	var errs []error
-	for _, s := range c.subs {
-		if s.ownsPool {
-			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			if err := s.pool.Close(cctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-				errs = append(errs, err)
-			}
-			cancel()
-		}
+	poolCtx := hard
+	if waitErr != nil {
+		// The handlers still running ignore their context: don't wait.
+		var cancel context.CancelFunc
+		poolCtx, cancel = context.WithCancel(hard)
+		cancel()
 	}
+	errs := c.closePools(poolCtx)
 	c.cfg.logger.Info("rmqkit consumer stopped", "group", c.group, "graceful", waitErr == nil)
 	if waitErr != nil {
 		return waitErr
@@ -364,37 +432,87 @@ func (c *Consumer) Stop(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (c *Consumer) waitHandlers(ctx context.Context) error {
-	t := time.NewTicker(5 * time.Millisecond)
-	defer t.Stop()
-	for c.active.Load() > 0 {
+// stopSlack is how long Stop may take past its context's deadline: the
+// commit and the client's shutdown after the handlers were given up.
+const stopSlack = 500 * time.Millisecond
+
+// waitFor waits until cond holds or ctx ends. The counters cond reads
+// signal changed once Stop has set stopping.
+func (c *Consumer) waitFor(ctx context.Context, cond func() bool) error {
+	for !cond() {
 		select {
+		case <-c.changed:
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-t.C:
 		}
 	}
 	return nil
 }
 
+// signal wakes Stop's waitFor after a counter it waits on changed.
+func (c *Consumer) signal() {
+	if !c.stopping.Load() {
+		return
+	}
+	select {
+	case c.changed <- struct{}{}:
+	default:
+	}
+}
+
+// handedOver reports whether every callback inside rmqkit is parked.
+func (c *Consumer) handedOver() bool { return c.callbacks.Load() == c.parked.Load() }
+
+func (c *Consumer) handlerReturned() {
+	c.active.Add(-1)
+	c.signal()
+}
+
 // commitResults commits the offsets of the messages handled before Stop.
-// The client records a result just after the callback returns, and the
+// The client books a result just after the callback returns, and the
 // commit in its Shutdown is one-way on connections it closes at once, so
 // without this the last results of a graceful stop were often lost and
 // their messages delivered again after the restart.
-func (c *Consumer) commitResults(ctx context.Context) {
-	t := time.NewTicker(2 * time.Millisecond)
-	defer t.Stop()
-	for c.callbacks.Load() > c.parked.Load() {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+func (c *Consumer) commitResults(hard context.Context) {
+	if c.waitFor(hard, c.handedOver) != nil {
+		return
+	}
+	if c.settled != nil {
+		// The client's bookkeeping takes microseconds and signals nothing:
+		// poll it, for a bounded time.
+		ctx, cancel := context.WithTimeout(hard, holdGrace)
+		defer cancel()
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for !c.settled() {
+			select {
+			case <-ctx.Done():
+				c.cfg.logger.Warn("rmqkit consumer stop: the client did not book every result in time; some messages may be delivered again", "group", c.group)
+				goto persist
+			case <-t.C:
+			}
 		}
 	}
-	time.Sleep(20 * time.Millisecond) // the client's bookkeeping after the return
+persist:
 	if err := c.client.PersistConsumerOffset(); err != nil {
 		c.cfg.logger.Warn("rmqkit consumer: persist offsets at stop", "group", c.group, "error", err)
+	}
+}
+
+// shutdownClient shuts the client down, giving up on waiting when hard
+// ends (a broker that does not answer can hold the client's unregister).
+func (c *Consumer) shutdownClient(hard context.Context) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := c.client.Shutdown(); err != nil {
+			c.cfg.logger.Warn("rmqkit consumer shutdown", "group", c.group, "error", err)
+		}
+	}()
+	select {
+	case <-done:
+	case <-hard.Done():
+		c.cfg.logger.Warn("rmqkit consumer stop: the client's shutdown outlived Stop's deadline", "group", c.group)
 	}
 }
 
@@ -408,17 +526,40 @@ func (c *Consumer) outliveFirstHeartbeat(ctx context.Context) {
 	if wait <= 0 {
 		return
 	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
 	select {
-	case <-time.After(wait):
+	case <-t.C:
 	case <-ctx.Done():
 	}
 }
 
-func (c *Consumer) waitCallbacks(limit time.Duration) {
-	deadline := time.Now().Add(limit)
-	for c.callbacks.Load() > 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
+// closePools closes the pools the consumer owns, all within one bound.
+func (c *Consumer) closePools(hard context.Context) []error {
+	if _, ok := hard.Deadline(); !ok {
+		var cancel context.CancelFunc
+		hard, cancel = context.WithTimeout(hard, holdGrace)
+		defer cancel()
 	}
+	var errs []error
+	for _, s := range c.subs {
+		if !s.ownsPool {
+			continue
+		}
+		if err := s.pool.Close(hard); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
+// clientName is a topic or group name as the client and the broker know
+// it: with the namespace prefix, which the client adds unconditionally.
+func (c *Consumer) clientName(name string) string {
+	if c.cfg.namespace == "" {
+		return name
+	}
+	return c.cfg.namespace + "%" + name
 }
 
 // SetPoolSize resizes the pool of the subscription to topic to n workers,

@@ -536,7 +536,8 @@ func TestLagFollowsConsumption(t *testing.T) {
 	topic := cl.NewTopic(t)
 	ids := cl.NewProducer(t).Produce(topic, "lag", 300)
 	got := rmqtest.NewCollector()
-	c := newConsumer(t, cl, cl.NewGroup(t), quiet())
+	group := cl.NewGroup(t)
+	c := newConsumer(t, cl, group, quiet())
 	if err := c.Subscribe(topic, consumer.All, collect(got)); err != nil {
 		t.Fatal(err)
 	}
@@ -563,10 +564,22 @@ func TestLagFollowsConsumption(t *testing.T) {
 	if err := c.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := c.Lag(context.Background()); !errors.Is(err, consumer.ErrStopped) {
+		t.Fatalf("Lag after Stop = %v, want ErrStopped (Stop closes the consumer's admin connection)", err)
+	}
+	// A consumer that is not started reads the group's lag too.
+	idle, err := consumer.New(group, consumer.WithNameServer(cl.NameServer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Stop(context.Background())
+	if err := idle.Subscribe(topic, consumer.All, collect(rmqtest.NewCollector())); err != nil {
+		t.Fatal(err)
+	}
 	cl.NewProducer(t).Produce(topic, "more", 50)
 	deadline = time.Now().Add(10 * time.Second)
 	for {
-		lag, err := c.Lag(context.Background())
+		lag, err := idle.Lag(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}

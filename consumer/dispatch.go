@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"time"
@@ -10,96 +11,215 @@ import (
 	rmq "github.com/apache/rocketmq-client-go/v2/consumer"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 
+	"github.com/rmqkit/rmqkit/internal/admin"
+	"github.com/rmqkit/rmqkit/pool"
 	"github.com/rmqkit/rmqkit/throttle"
 )
 
-// outcome of handing a message (or batch) to its handler.
+// outcome of handing one message (or a batch) to its handler.
 type outcome int
 
 const (
 	handled   outcome = iota // handler returned nil
-	failed                   // handler returned an error or panicked
+	failed                   // handler returned an error, panicked or overran its hold
 	abandoned                // not handled because the consumer is stopping
 )
 
-// consume is the callback given to the client for every subscription. The
-// client calls it from a goroutine of its own per message (or batch); it
-// blocks until the handler has run, which is what bounds the client's
-// prefetch buffer.
-func (c *Consumer) consume(ctx context.Context, msgs ...*primitive.MessageExt) (rmq.ConsumeResult, error) {
-	c.callbacks.Add(1)
-	defer c.callbacks.Add(-1)
-	c.inflight.add(msgs)
-	defer c.inflight.remove(msgs)
+// verdict is what a callback tells the client once its messages are done.
+type verdict int
 
-	result := handled
-	dlq := false
-	suspend := time.Second // of the failing subscription, for orderly retries
+const (
+	acknowledge   verdict = iota // every message succeeded or was handed back by rmqkit
+	retryInPlace                 // orderly: suspend the queue and deliver the same messages again
+	clientRetry                  // rmqkit could not hand a failed message back: let the client do it
+	releaseParked                // stopping: the result must be discarded by the client
+)
+
+// consume is the callback given to the client for every subscription. The
+// client calls it from a goroutine of its own per callback of up to
+// ConsumeMessageBatchMaxSize messages; it blocks until the handlers have
+// run, which is what bounds the client's prefetch buffer.
+//
+// The client acknowledges or retries a callback as a whole (it ignores
+// AckIndex), so rmqkit decides per message: a failed message is handed back
+// to the broker by rmqkit itself (CONSUMER_SEND_MSG_BACK, with its
+// subscription's retry budget) and the callback is then acknowledged, so a
+// neighbour that succeeded is never redelivered or dead-lettered with it.
+func (c *Consumer) consume(ctx context.Context, msgs ...*primitive.MessageExt) (res rmq.ConsumeResult, _ error) {
+	c.callbacks.Add(1)
+	c.inflight.add(msgs)
+	defer func() { c.callbackReturned(msgs, res == rmq.ConsumeSuccess) }()
+
+	octx, orderly := primitive.GetOrderlyCtx(ctx)
+	v, suspend := acknowledge, time.Second
 	// A batch from the retry topic can mix topics: route each run of
 	// messages to its own subscription.
-	for i := 0; i < len(msgs); {
+	for i := 0; i < len(msgs) && v == acknowledge; {
 		j := i + 1
 		for j < len(msgs) && msgs[j].Topic == msgs[i].Topic {
 			j++
 		}
-		s := c.subs[msgs[i].Topic] // subs is read-only after Start
-		var o outcome
+		s := c.routes[msgs[i].Topic] // read-only after Start
 		if s == nil {
-			o = failed // should not happen: the client routes by topic
-		} else {
-			o = c.handle(s, msgs[i:j])
-			if o == failed {
-				suspend = s.suspend
-				if s.exhausted(msgs[i:j]) {
-					dlq = true
-					s.dlq.Add(uint64(j - i))
-				}
-			}
+			// The client routes by subscribed topic, so this means rmqkit
+			// names topics differently from the client: say so loudly.
+			c.unrouted.Add(uint64(j - i))
+			c.cfg.logger.Error("rmqkit: message of a topic no subscription handles; the client will redeliver it",
+				"group", c.group, "topic", msgs[i].Topic, "msg_id", msgs[i].MsgId)
+			v = clientRetry
+			break
 		}
-		result = max(result, o)
+		v = c.handleRun(ctx, s, msgs[i:j], orderly)
+		suspend = s.suspend
 		i = j
 	}
 
-	switch result {
-	case handled:
+	switch v {
+	case acknowledge:
 		return rmq.ConsumeSuccess, nil
-	case abandoned:
+	case releaseParked:
 		// Wait until the client has been shut down: it then discards this
 		// result, and the messages stay unacknowledged for redelivery.
 		c.parked.Add(1)
+		c.signal()
 		<-c.released
 		c.parked.Add(-1)
-		return c.retry(ctx, false, suspend), nil
-	default:
-		return c.retry(ctx, dlq, suspend), nil
 	}
+	if orderly {
+		octx.SuspendCurrentQueueTimeMillis = int(suspend / time.Millisecond)
+		return rmq.SuspendCurrentQueueAMoment, nil
+	}
+	return rmq.ConsumeRetryLater, nil
 }
 
-// retry asks the client to redeliver. Concurrent mode goes through the
-// retry topic (or straight to the dead-letter queue when dlq is set);
-// orderly mode suspends the queue and retries in place, because
-// ConsumeRetryLater would skip the message there.
-func (c *Consumer) retry(ctx context.Context, dlq bool, suspend time.Duration) rmq.ConsumeResult {
-	if octx, ok := primitive.GetOrderlyCtx(ctx); ok {
-		octx.SuspendCurrentQueueTimeMillis = int(suspend / time.Millisecond)
-		return rmq.SuspendCurrentQueueAMoment
+// callbackReturned is deferred by consume.
+func (c *Consumer) callbackReturned(msgs []*primitive.MessageExt, acked bool) {
+	c.inflight.remove(msgs)
+	if acked && c.stopping.Load() {
+		c.returns.note(msgs)
+	}
+	c.callbacks.Add(-1)
+	c.signal()
+}
+
+// handleRun hands messages of one subscription to its handler and settles
+// each failure: concurrent subscriptions hand a failed message back to the
+// broker at once (retry topic, or dead-letter queue when it is exhausted);
+// orderly ones retry it in place, never past it, until it is exhausted and
+// dead-lettered.
+func (c *Consumer) handleRun(ctx context.Context, s *subscription, exts []*primitive.MessageExt, orderly bool) verdict {
+	s.received.Add(uint64(len(exts)))
+	now := time.Now()
+	if s.batch != nil {
+		d := &delivery{c: c, s: s, msgs: make([]*Message, len(exts))}
+		for i, e := range exts {
+			d.msgs[i] = newMessage(c.group, s.topic, e)
+			d.msgs[i].received = now
+		}
+		o, failedIdx := d.do(len(exts))
+		switch o {
+		case handled:
+			return acknowledge
+		case abandoned:
+			return releaseParked
+		}
+		return c.settleFailures(ctx, s, exts, failedIdx, orderly)
+	}
+	// Without a batch handler, messages of one callback run one by one, in
+	// order: an orderly failure stops the run there.
+	for i, e := range exts {
+		d := &delivery{c: c, s: s}
+		d.msg.fill(c.group, s.topic, e)
+		d.msg.received = now
+		switch o, _ := d.do(1); o {
+		case abandoned:
+			return releaseParked
+		case failed:
+			if v := c.settle(ctx, s, exts[i], orderly); v != acknowledge {
+				return v
+			}
+		}
+	}
+	return acknowledge
+}
+
+// settleFailures settles the failed messages of a batch: those listed in
+// idx, or all when idx is nil.
+func (c *Consumer) settleFailures(ctx context.Context, s *subscription, exts []*primitive.MessageExt, idx []int, orderly bool) verdict {
+	if idx == nil {
+		for _, e := range exts {
+			if v := c.settle(ctx, s, e, orderly); v != acknowledge {
+				return v
+			}
+		}
+		return acknowledge
+	}
+	for _, i := range idx {
+		if v := c.settle(ctx, s, exts[i], orderly); v != acknowledge {
+			return v
+		}
+	}
+	return acknowledge
+}
+
+// settle decides what happens to one failed message. Its tries so far are
+// ReconsumeTimes+1; it is exhausted once ReconsumeTimes reaches the
+// subscription's max retries, in both modes.
+func (c *Consumer) settle(ctx context.Context, s *subscription, m *primitive.MessageExt, orderly bool) verdict {
+	exhausted := int(m.ReconsumeTimes) >= s.maxRetries
+	if orderly && !exhausted {
+		return retryInPlace
+	}
+	if err := c.sendBack(ctx, s, m, exhausted); err != nil {
+		c.cfg.logger.Error("rmqkit: cannot hand a failed message back to the broker; the whole callback will be redelivered",
+			"group", c.group, "topic", s.topic, "msg_id", m.MsgId, "error", err)
+		if orderly {
+			return retryInPlace
+		}
+		return clientRetry
+	}
+	if exhausted {
+		s.dlq.Add(1)
+		c.cfg.logger.Warn("rmqkit message exhausted its retries; sent to the dead-letter queue",
+			"group", c.group, "topic", s.topic, "msg_id", m.MsgId, "tries", int(m.ReconsumeTimes)+1)
+	}
+	return acknowledge
+}
+
+// sendBacker hands a message back to the broker (internal/admin.Client).
+type sendBacker interface {
+	SendMessageBack(ctx context.Context, sb admin.SendBack) error
+}
+
+// sendBack hands m back for redelivery through the group's retry topic
+// with the broker's back-off, or to the dead-letter queue when dlq is set.
+// It tries twice: a message that cannot be handed back is redelivered by
+// the client with its whole callback.
+func (c *Consumer) sendBack(ctx context.Context, s *subscription, m *primitive.MessageExt, dlq bool) error {
+	if c.backer == nil {
+		return errors.New("no broker connection")
+	}
+	sb := admin.SendBack{
+		Group:             c.brokerGroup(),
+		StoreHost:         m.StoreHost,
+		CommitLog:         m.CommitLogOffset,
+		OriginMsgID:       m.MsgId,
+		OriginTopic:       m.Topic,
+		MaxReconsumeTimes: s.maxRetries,
+	}
+	if m.Queue != nil {
+		sb.BrokerName = m.Queue.BrokerName
 	}
 	if dlq {
-		if cctx, ok := primitive.GetConcurrentlyCtx(ctx); ok {
-			cctx.DelayLevelWhenNextConsume = -1 // the broker dead-letters at once
+		sb.DelayLevel = -1
+	}
+	var err error
+	for try := 0; try < 2; try++ {
+		if err = c.backer.SendMessageBack(ctx, sb); err == nil {
+			return nil
 		}
 	}
-	return rmq.ConsumeRetryLater
-}
-
-// exhausted reports whether a failed message has used up its retries.
-func (s *subscription) exhausted(msgs []*primitive.MessageExt) bool {
-	for _, m := range msgs {
-		if int(m.ReconsumeTimes) >= s.maxRetries {
-			return true
-		}
-	}
-	return false
+	return err
 }
 
 // delivery carries one hand-over to a pool worker; a single allocation
@@ -113,60 +233,58 @@ type delivery struct {
 	err  error
 }
 
-func (c *Consumer) handle(s *subscription, exts []*primitive.MessageExt) outcome {
-	s.received.Add(uint64(len(exts)))
-	now := time.Now()
-	d := &delivery{c: c, s: s}
-	if s.batch != nil {
-		d.msgs = make([]*Message, len(exts))
-		for i, e := range exts {
-			d.msgs[i] = newMessage(c.group, e)
-			d.msgs[i].received = now
-		}
-		return d.do(len(exts))
-	}
-	// Without a batch handler, messages of one callback run one by one.
-	result := handled
-	for i, e := range exts {
-		if i > 0 {
-			d = &delivery{c: c, s: s}
-		}
-		d.msg.fill(c.group, e)
-		d.msg.received = now
-		result = max(result, d.do(1))
-	}
-	return result
-}
-
-func (d *delivery) do(n int) outcome {
-	s := d.s
+// do passes the rate limits, runs the handler on the pool and counts the
+// outcome. For a batch, failedIdx lists the messages a *BatchError named.
+func (d *delivery) do(n int) (o outcome, failedIdx []int) {
+	s, c := d.s, d.c
 	// Rate limits, narrowest first (limits.go). A message held here is
 	// neither failed nor retried; one still held when Stop begins is
 	// abandoned like one that never got a worker.
-	if err := throttle.WaitAllN(d.c.admit, n, s.limiter, d.c.glim.lim, d.c.cfg.process); err != nil {
+	if err := throttle.WaitAllN(c.admit, n, s.limiter, c.glim.lim, c.cfg.process); err != nil {
 		s.abandoned.Add(uint64(n))
-		return abandoned
+		return abandoned, nil
 	}
 	d.setTimes(time.Now(), time.Time{})
-	err := s.pool.Do(d.c.admit, d.run)
-	if !d.ran {
-		// Stop began before a worker was free.
-		s.abandoned.Add(uint64(n))
-		return abandoned
-	}
-	if err == nil {
+	err := s.pool.DoWithin(c.admit, d.run, c.cfg.handlerTimeout+holdGrace, c.handlerCtx.Done())
+	switch {
+	case err == nil:
 		s.succeeded.Add(uint64(n))
-		return handled
-	}
-	if errors.Is(err, errAbandon) {
+		return handled, nil
+	case errors.Is(err, pool.ErrOverran) && c.handlerCtx.Err() == nil:
+		// The handler ignored its context past the timeout: stop holding
+		// its message (it is handed back) and leave the handler running.
+		s.overran.Add(uint64(n))
+		s.failed.Add(uint64(n))
+		c.cfg.logger.Error("rmqkit handler ignored its context past the handler timeout; its message is handed back for redelivery while it keeps running",
+			"group", c.group, "topic", s.topic, "msg_id", d.id(), "timeout", c.cfg.handlerTimeout)
+		return failed, nil
+	case errors.Is(err, pool.ErrOverran), errors.Is(err, errAbandon), !d.ran && !errors.Is(err, pool.ErrClosed):
+		// Stop began before a worker was free, or a hard stop cut the
+		// handler short: redelivered after the restart.
 		s.abandoned.Add(uint64(n))
-		return abandoned
+		return abandoned, nil
+	case errors.Is(err, pool.ErrClosed):
+		s.failed.Add(uint64(n))
+		c.cfg.logger.Error("rmqkit subscription's pool is closed; its message is handed back for redelivery",
+			"group", c.group, "topic", s.topic, "pool", s.pool.Name(), "msg_id", d.id())
+		return failed, nil
 	}
-	s.failed.Add(uint64(n))
-	d.c.cfg.logger.Warn("rmqkit handler failed; message will be redelivered",
-		"group", d.c.group, "topic", s.topic, "msg_id", d.id(), "reconsume", d.reconsume(), "error", err)
-	return failed
+	var be *BatchError
+	if d.msgs != nil && errors.As(err, &be) && be.valid(len(d.msgs)) {
+		s.failed.Add(uint64(len(be.Failed)))
+		s.succeeded.Add(uint64(n - len(be.Failed)))
+		failedIdx = be.Failed
+	} else {
+		s.failed.Add(uint64(n))
+	}
+	c.cfg.logger.Warn("rmqkit handler failed; message will be redelivered",
+		"group", c.group, "topic", s.topic, "msg_id", d.id(), "reconsume", d.reconsume(), "error", err)
+	return failed, failedIdx
 }
+
+// holdGrace is how long past its handler timeout rmqkit waits for a handler
+// that ignores its context before handing its message back.
+const holdGrace = time.Second
 
 var errAbandon = errors.New("consumer stopping")
 
@@ -176,18 +294,14 @@ func (d *delivery) run(context.Context) error {
 	// Counted before the check so that Stop, which cancels admit and then
 	// waits for active to reach zero, never misses a handler.
 	c.active.Add(1)
-	defer c.active.Add(-1)
+	defer c.handlerReturned()
 	d.ran = true
 	d.setTimes(time.Time{}, time.Now())
 	if c.admit.Err() != nil {
 		return errAbandon
 	}
-	ctx := c.handlerCtx
-	if c.cfg.handlerTimeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.cfg.handlerTimeout)
-		defer cancel()
-	}
+	ctx, cancel := context.WithTimeout(c.handlerCtx, c.cfg.handlerTimeout)
+	defer cancel()
 	var err error
 	if d.s.batch != nil {
 		err = safeBatch(ctx, d.s.batch, d.msgs)
@@ -202,7 +316,17 @@ func (d *delivery) run(context.Context) error {
 	return err
 }
 
-func safeBatch(ctx context.Context, h BatchHandler, msgs []*Message) error { return h(ctx, msgs) }
+// safeBatch runs a batch handler, turning a panic into an error naming it
+// (the pool would recover it too, but a batch handler may be called
+// outside the pool's recovery in tests and middleware).
+func safeBatch(ctx context.Context, h BatchHandler, msgs []*Message) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("batch handler panicked: %v", v)
+		}
+	}()
+	return h(ctx, msgs)
+}
 
 // setTimes records the admitted and started times; zero values are left.
 func (d *delivery) setTimes(admitted, started time.Time) {
@@ -296,7 +420,8 @@ func (f *inflight) each(fn func(*primitive.MessageExt)) {
 // renewLeases keeps the client's consume-start stamp of every held message
 // fresh. The client sends a message whose stamp is older than
 // ConsumeTimeout back to the broker while it is still being handled, which
-// would deliver it twice; rmqkit bounds handling time itself.
+// would deliver it twice; rmqkit bounds handling time itself (the handler
+// timeout and its hold).
 func (c *Consumer) renewLeases(every time.Duration, done <-chan struct{}) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -311,4 +436,46 @@ func (c *Consumer) renewLeases(every time.Duration, done <-chan struct{}) {
 			})
 		}
 	}
+}
+
+// returnedOffsets records, while Stop runs, the highest offset of every
+// queue whose callback was acknowledged, for Stop to see them booked.
+type returnedOffsets struct {
+	mu  sync.Mutex
+	max map[primitive.MessageQueue]int64
+}
+
+func (r *returnedOffsets) note(msgs []*primitive.MessageExt) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.max == nil {
+		r.max = make(map[primitive.MessageQueue]int64)
+	}
+	for _, m := range msgs {
+		if m.Queue == nil {
+			continue
+		}
+		if o, ok := r.max[*m.Queue]; !ok || m.QueueOffset > o {
+			r.max[*m.Queue] = m.QueueOffset
+		}
+	}
+}
+
+// booked reports whether the client booked every noted offset: the
+// queue's commit offset is past it, or it is held at an older message that
+// is still in the queue's cache. queue reports a queue's commit offset and
+// cache; a queue the client no longer has (dropped) needs nothing.
+func (r *returnedOffsets) booked(queue func(primitive.MessageQueue) (commit, cachedMin int64, cached int, ok bool)) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for mq, o := range r.max {
+		commit, cachedMin, cached, ok := queue(mq)
+		switch {
+		case !ok, commit > o:
+		case cached > 0 && cachedMin <= o && commit == cachedMin:
+		default:
+			return false
+		}
+	}
+	return true
 }

@@ -11,6 +11,9 @@ import (
 
 	rmq "github.com/apache/rocketmq-client-go/v2/consumer"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
+
+	"github.com/rmqkit/rmqkit/internal/admin"
+	"github.com/rmqkit/rmqkit/pool"
 )
 
 // fakeClient stands in for the push consumer where only dispatch logic is
@@ -18,6 +21,7 @@ import (
 type fakeClient struct{ shutdown chan struct{} }
 
 func (f *fakeClient) Start() error { return nil }
+func (f *fakeClient) Suspend()     {}
 func (f *fakeClient) Shutdown() error {
 	close(f.shutdown)
 	return nil
@@ -39,12 +43,38 @@ func running(t testing.TB, h Handler, opts []Option, sopts ...SubscribeOption) *
 		t.Fatal(err)
 	}
 	c.client = &fakeClient{shutdown: make(chan struct{})}
+	c.backer = &fakeBroker{}
 	c.state = stateRunning
 	c.renewDone = make(chan struct{})
 	go c.renewLeases(c.cfg.consumeTimeout/3, c.renewDone)
 	t.Cleanup(func() { _ = c.Stop(context.Background()) })
 	return c
 }
+
+// fakeBroker records the messages rmqkit hands back.
+type fakeBroker struct {
+	mu   sync.Mutex
+	sent []admin.SendBack
+	err  error
+}
+
+func (f *fakeBroker) SendMessageBack(_ context.Context, sb admin.SendBack) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return f.err
+	}
+	f.sent = append(f.sent, sb)
+	return nil
+}
+
+func (f *fakeBroker) handedBack() []admin.SendBack {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]admin.SendBack(nil), f.sent...)
+}
+
+func broker(c *Consumer) *fakeBroker { return c.backer.(*fakeBroker) }
 
 func ext(id string, reconsume int32) *primitive.MessageExt {
 	m := &primitive.MessageExt{Message: primitive.Message{Topic: "t", Body: []byte("body")}, MsgId: id, ReconsumeTimes: reconsume}
@@ -57,29 +87,171 @@ func concurrentCtx() (context.Context, *primitive.ConsumeConcurrentlyContext) {
 	return primitive.WithConcurrentlyCtx(context.Background(), cc), cc
 }
 
-func TestHandlerResultMapsToClientResult(t *testing.T) {
+// A failed message is handed back to the broker by rmqkit itself, with its
+// subscription's retry budget, and the callback is acknowledged.
+func TestFailedMessageIsHandedBackWithTheSubscriptionsBudget(t *testing.T) {
 	boom := errors.New("boom")
 	tests := []struct {
 		name      string
 		h         Handler
 		reconsume int32
-		want      rmq.ConsumeResult
+		wantBack  int // messages handed back
 		wantDelay int
+		wantDLQ   uint64
 	}{
-		{"nil acknowledges", func(context.Context, *Message) error { return nil }, 0, rmq.ConsumeSuccess, 0},
-		{"error retries with the broker's back-off", func(context.Context, *Message) error { return boom }, 0, rmq.ConsumeRetryLater, 0},
-		{"panic retries", func(context.Context, *Message) error { panic("x") }, 0, rmq.ConsumeRetryLater, 0},
-		{"error past max retries dead-letters", func(context.Context, *Message) error { return boom }, 3, rmq.ConsumeRetryLater, -1},
+		{"nil acknowledges", func(context.Context, *Message) error { return nil }, 0, 0, 0, 0},
+		{"error is handed back with the broker's back-off", func(context.Context, *Message) error { return boom }, 0, 1, 0, 0},
+		{"panic is handed back", func(context.Context, *Message) error { panic("x") }, 0, 1, 0, 0},
+		{"error on the last try dead-letters", func(context.Context, *Message) error { return boom }, 3, 1, -1, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := running(t, tt.h, []Option{WithMaxRetries(3)})
-			ctx, cc := concurrentCtx()
+			c := running(t, tt.h, []Option{WithMaxRetries(7)}, WithSubscriptionMaxRetries(3))
+			ctx, _ := concurrentCtx()
 			got, err := c.consume(ctx, ext("id", tt.reconsume))
-			if got != tt.want || err != nil || cc.DelayLevelWhenNextConsume != tt.wantDelay {
-				t.Fatalf("consume = (%v, %v), delay %d; want (%v, nil), delay %d", got, err, cc.DelayLevelWhenNextConsume, tt.want, tt.wantDelay)
+			if got != rmq.ConsumeSuccess || err != nil {
+				t.Fatalf("consume = (%v, %v), want (ConsumeSuccess, nil)", got, err)
+			}
+			back := broker(c).handedBack()
+			if len(back) != tt.wantBack {
+				t.Fatalf("handed back %d messages, want %d", len(back), tt.wantBack)
+			}
+			if tt.wantBack > 0 && (back[0].DelayLevel != tt.wantDelay || back[0].MaxReconsumeTimes != 3 || back[0].OriginMsgID != "id" || back[0].Group != "g") {
+				t.Fatalf("hand-back = %+v, want delay %d, budget 3 (the subscription's), id, group g", back[0], tt.wantDelay)
+			}
+			if st := c.Stats()[0]; st.DeadLettered != tt.wantDLQ {
+				t.Fatalf("DeadLettered = %d, want %d", st.DeadLettered, tt.wantDLQ)
 			}
 		})
+	}
+}
+
+// The client acknowledges or retries a callback as a whole: rmqkit settles
+// each message, so a neighbour's failure never redelivers or dead-letters
+// a message that succeeded.
+func TestMultiMessageCallbackSettlesEachMessageOnItsOwn(t *testing.T) {
+	c := running(t, func(_ context.Context, m *Message) error {
+		if m.ID == "ok" {
+			return nil
+		}
+		return errors.New("no")
+	}, nil, WithSubscriptionMaxRetries(2))
+	ctx, _ := concurrentCtx()
+	got, _ := c.consume(ctx, ext("first-failure", 0), ext("ok", 0), ext("exhausted", 2))
+	if got != rmq.ConsumeSuccess {
+		t.Fatalf("consume = %v, want ConsumeSuccess (failures handed back by rmqkit)", got)
+	}
+	back := broker(c).handedBack()
+	if len(back) != 2 || back[0].OriginMsgID != "first-failure" || back[0].DelayLevel != 0 ||
+		back[1].OriginMsgID != "exhausted" || back[1].DelayLevel != -1 {
+		t.Fatalf("handed back %+v; want first-failure for a retry, exhausted to the DLQ, nothing else", back)
+	}
+	if st := c.Stats()[0]; st.Succeeded != 1 || st.Failed != 2 || st.DeadLettered != 1 {
+		t.Fatalf("stats = %+v, want 1 succeeded, 2 failed, 1 dead-lettered", st)
+	}
+}
+
+// A hand-back that fails fails the callback: the client redelivers it.
+func TestFailedHandBackLeavesTheRetryToTheClient(t *testing.T) {
+	c := running(t, func(context.Context, *Message) error { return errors.New("no") }, nil)
+	broker(c).err = errors.New("broker down")
+	ctx, _ := concurrentCtx()
+	if got, _ := c.consume(ctx, ext("id", 0)); got != rmq.ConsumeRetryLater {
+		t.Fatalf("consume = %v, want ConsumeRetryLater", got)
+	}
+}
+
+func TestNamespacedTopicReachesItsHandlerUnderItsPlainName(t *testing.T) {
+	var got string
+	c := running(t, func(_ context.Context, m *Message) error { got = m.Topic; return nil }, []Option{WithNamespace("ns")})
+	m := ext("id", 0)
+	m.Topic = "ns%t" // as the client delivers it
+	ctx, _ := concurrentCtx()
+	if r, _ := c.consume(ctx, m); r != rmq.ConsumeSuccess || got != "t" {
+		t.Fatalf("consume = %v, handler saw topic %q; want ConsumeSuccess and \"t\"", r, got)
+	}
+	if st := c.Stats()[0]; st.Received != 1 || st.Succeeded != 1 {
+		t.Fatalf("stats = %+v, want the message counted", st)
+	}
+}
+
+func TestMessageOfNoSubscriptionIsCountedAndLeftToTheClient(t *testing.T) {
+	c := running(t, func(context.Context, *Message) error { return nil }, nil)
+	m := ext("id", 0)
+	m.Topic = "other"
+	ctx, _ := concurrentCtx()
+	if r, _ := c.consume(ctx, m); r != rmq.ConsumeRetryLater || c.unrouted.Load() != 1 {
+		t.Fatalf("consume = %v, unrouted %d; want ConsumeRetryLater, 1", r, c.unrouted.Load())
+	}
+}
+
+func TestBatchHandlerCanFailSomeMessagesOnly(t *testing.T) {
+	c := running(t, nil, nil, WithBatch(3, func(_ context.Context, msgs []*Message) error {
+		return &BatchError{Failed: []int{1}, Err: errors.New("second is bad")}
+	}))
+	ctx, _ := concurrentCtx()
+	if r, _ := c.consume(ctx, ext("a", 0), ext("b", 0), ext("c", 0)); r != rmq.ConsumeSuccess {
+		t.Fatalf("consume = %v, want ConsumeSuccess", r)
+	}
+	if back := broker(c).handedBack(); len(back) != 1 || back[0].OriginMsgID != "b" {
+		t.Fatalf("handed back %+v, want only b", back)
+	}
+	if st := c.Stats()[0]; st.Succeeded != 2 || st.Failed != 1 {
+		t.Fatalf("stats = %+v, want 2 succeeded, 1 failed", st)
+	}
+}
+
+func TestBatchHandlerPanicFailsTheWholeBatch(t *testing.T) {
+	c := running(t, nil, nil, WithBatch(2, func(context.Context, []*Message) error { panic("boom") }))
+	ctx, _ := concurrentCtx()
+	if r, _ := c.consume(ctx, ext("a", 0), ext("b", 0)); r != rmq.ConsumeSuccess {
+		t.Fatalf("consume = %v, want ConsumeSuccess", r)
+	}
+	if back := broker(c).handedBack(); len(back) != 2 {
+		t.Fatalf("handed back %d, want both", len(back))
+	}
+}
+
+// A handler that ignores its context is not waited for past its timeout
+// and a grace second: its message is handed back and the overrun counted.
+func TestHandlerIgnoringItsContextIsNotWaitedForPastItsHold(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	c := running(t, func(context.Context, *Message) error { <-release; return nil }, []Option{WithHandlerTimeout(50 * time.Millisecond)})
+	ctx, _ := concurrentCtx()
+	start := time.Now()
+	r, _ := c.consume(ctx, ext("stuck", 0))
+	if took := time.Since(start); r != rmq.ConsumeSuccess || took > 50*time.Millisecond+holdGrace+500*time.Millisecond {
+		t.Fatalf("consume = %v after %v; want ConsumeSuccess within the hold", r, took)
+	}
+	if back := broker(c).handedBack(); len(back) != 1 {
+		t.Fatalf("handed back %d, want the stuck message", len(back))
+	}
+	if st := c.Stats()[0]; st.Overran != 1 || st.Failed != 1 {
+		t.Fatalf("stats = %+v, want Overran 1, Failed 1", st)
+	}
+}
+
+// A closed shared pool fails its messages at once (handed back), it never
+// parks their callbacks until Stop.
+func TestClosedSharedPoolFailsItsMessages(t *testing.T) {
+	p, err := pool.New("shared", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := running(t, func(context.Context, *Message) error { return nil }, nil, WithSharedPool(p))
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, _ := concurrentCtx()
+	if r, _ := c.consume(ctx, ext("id", 0)); r != rmq.ConsumeSuccess {
+		t.Fatalf("consume = %v, want ConsumeSuccess (handed back)", r)
+	}
+	if back := broker(c).handedBack(); len(back) != 1 {
+		t.Fatalf("handed back %d, want 1", len(back))
+	}
+	if st := c.Stats()[0]; st.Failed != 1 || st.Abandoned != 0 {
+		t.Fatalf("stats = %+v, want Failed 1, Abandoned 0", st)
 	}
 }
 
@@ -89,6 +261,43 @@ func TestOrderlyFailureSuspendsTheQueueInsteadOfRetryLater(t *testing.T) {
 	got, _ := c.consume(primitive.WithOrderlyCtx(context.Background(), oc), ext("id", 0))
 	if got != rmq.SuspendCurrentQueueAMoment || oc.SuspendCurrentQueueTimeMillis != 250 {
 		t.Fatalf("orderly failure = %v with suspend %d ms; want SuspendCurrentQueueAMoment, 250 ms", got, oc.SuspendCurrentQueueTimeMillis)
+	}
+}
+
+// An orderly message is retried in place (never past it) until it has had
+// its subscription's tries, max retries + 1 as in concurrent mode; then
+// rmqkit dead-letters it and the queue moves on.
+func TestOrderlyMessageIsDeadLetteredAfterItsLastTry(t *testing.T) {
+	c := running(t, func(context.Context, *Message) error { return errors.New("no") }, nil, WithOrderly(0), WithSubscriptionMaxRetries(2))
+	for reconsume, want := range []rmq.ConsumeResult{rmq.SuspendCurrentQueueAMoment, rmq.SuspendCurrentQueueAMoment, rmq.ConsumeSuccess} {
+		got, _ := c.consume(primitive.WithOrderlyCtx(context.Background(), primitive.NewConsumeOrderlyContext()), ext("id", int32(reconsume)))
+		if got != want {
+			t.Fatalf("try %d: %v, want %v", reconsume+1, got, want)
+		}
+	}
+	back := broker(c).handedBack()
+	if len(back) != 1 || back[0].DelayLevel != -1 {
+		t.Fatalf("handed back %+v, want one message to the DLQ", back)
+	}
+	if st := c.Stats()[0]; st.DeadLettered != 1 || st.Failed != 3 {
+		t.Fatalf("stats = %+v, want DeadLettered 1 (counted once), Failed 3", st)
+	}
+}
+
+// In an orderly callback of several messages, the messages after a failed
+// one are not handled: they are delivered again, in order, after it.
+func TestOrderlyFailureStopsTheRestOfTheCallback(t *testing.T) {
+	var seen []string
+	c := running(t, func(_ context.Context, m *Message) error {
+		seen = append(seen, m.ID)
+		if m.ID == "2" {
+			return errors.New("no")
+		}
+		return nil
+	}, nil, WithOrderly(0))
+	got, _ := c.consume(primitive.WithOrderlyCtx(context.Background(), primitive.NewConsumeOrderlyContext()), ext("1", 0), ext("2", 0), ext("3", 0))
+	if got != rmq.SuspendCurrentQueueAMoment || len(seen) != 2 {
+		t.Fatalf("consume = %v, handled %v; want SuspendCurrentQueueAMoment after handling 1 and 2 only", got, seen)
 	}
 }
 
@@ -252,6 +461,38 @@ func TestStopPastItsDeadlineCancelsHandlers(t *testing.T) {
 	<-done
 	if s := c.Stats()[0]; s.Abandoned != 1 || s.Failed != 0 {
 		t.Fatalf("stats = %+v, want the hung message abandoned, not failed", s)
+	}
+}
+
+// Stop returns within its deadline plus stopSlack even when a handler
+// ignores its cancelled context.
+func TestStopReturnsWithinItsDeadlineWhateverTheHandlersDo(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	defer close(release)
+	c := running(t, func(context.Context, *Message) error {
+		close(entered)
+		<-release
+		return nil
+	}, nil)
+	done := make(chan rmq.ConsumeResult, 1)
+	go func() {
+		ctx, _ := concurrentCtx()
+		r, _ := c.consume(ctx, ext("ignores-ctx", 0))
+		done <- r
+	}()
+	<-entered
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := c.Stop(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Stop = %v, want DeadlineExceeded", err)
+	}
+	if took := time.Since(start); took > 100*time.Millisecond+stopSlack {
+		t.Fatalf("Stop took %v, want at most %v", took, 100*time.Millisecond+stopSlack)
+	}
+	<-done // the callback was released with the client's shutdown
+	if st := c.Stats()[0]; st.Abandoned != 1 {
+		t.Fatalf("stats = %+v, want the message abandoned", st)
 	}
 }
 

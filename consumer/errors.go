@@ -14,7 +14,7 @@ var (
 	// ErrNotStarted is returned by Stop when Start was never called.
 	ErrNotStarted = errors.New("consumer: not started")
 
-	// ErrStopped is returned by Start after Stop.
+	// ErrStopped is returned by Start and Lag after Stop.
 	ErrStopped = errors.New("consumer: stopped")
 
 	// ErrUnknownSubscription is returned by setters that name a topic the
@@ -29,6 +29,10 @@ var (
 	// consumer's credentials. The message names the broker, the access key
 	// and the broker's reason, never the secret key.
 	ErrAccessDenied = errors.New("consumer: access denied")
+
+	// ErrNoLag is wrapped by Lag's error for subscribed topics the brokers
+	// report no figures for.
+	ErrNoLag = errors.New("consumer: no lag figures")
 
 	// ErrMixedOrdering is returned by Subscribe when orderly and concurrent
 	// subscriptions are mixed in one consumer: the client orders a whole

@@ -5,8 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-
-	"github.com/rmqkit/rmqkit/internal/admin"
+	"strings"
 )
 
 // Lag asks the brokers how many messages of each subscribed topic the group
@@ -14,39 +13,39 @@ import (
 // max offset minus the group's committed offset. The group's retry topic is
 // reported under its own name (%RETRY%group) when the brokers know it.
 // Committed offsets trail consumption by up to 5 s (the client's commit
-// period), so Lag errs high, never low. Its signature fits
-// rmqotel.WithLagFunc, which turns it into a lag gauge.
+// period), so Lag errs high, never low. A subscribed topic for which the
+// brokers report no figures (the group never committed an offset there)
+// is left out of the map and named in an error wrapping ErrNoLag, with the
+// figures of the other topics. Lag uses the consumer's admin connection,
+// before Start too; after Stop it returns ErrStopped. Its signature fits rmqotel.WithLagFunc, which turns
+// it into a lag gauge.
 func (c *Consumer) Lag(ctx context.Context) (map[string]int64, error) {
-	var opts []admin.Option
-	if cr := c.cfg.credentials; cr != nil {
-		opts = append(opts, admin.WithCredentials(cr.AccessKey, cr.SecretKey))
+	c.mu.Lock()
+	stopped := c.state == stateStopped
+	c.mu.Unlock()
+	if stopped {
+		return nil, fmt.Errorf("consumer %q: lag: %w", c.group, ErrStopped)
 	}
-	adm, err := admin.New(c.cfg.nameServers, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("consumer %q: lag: %w", c.group, err)
-	}
-	defer adm.Close()
-	stats, err := adm.ConsumeStats(ctx, c.brokerGroup(), "")
+	stats, err := c.adm.ConsumeStats(ctx, c.brokerGroup(), "")
 	if err != nil {
 		return nil, fmt.Errorf("consumer %q: lag: %w", c.group, err)
 	}
 	c.mu.Lock()
-	topics := slices.Collect(maps.Keys(c.subs))
+	topics := slices.Sorted(maps.Keys(c.subs))
 	c.mu.Unlock()
 	lag := make(map[string]int64, len(topics)+1)
-	for _, t := range topics {
-		lag[t] = 0 // a topic the broker reports nothing for has no lag yet
-	}
-	prefix := ""
-	if ns := c.cfg.namespace; ns != "" {
-		prefix = ns + "%"
-	}
+	prefix := c.clientName("")
 	for _, q := range stats.Queues {
-		topic := q.Topic
-		if prefix != "" && len(topic) > len(prefix) && topic[:len(prefix)] == prefix {
-			topic = topic[len(prefix):]
+		lag[strings.TrimPrefix(q.Topic, prefix)] += q.Lag
+	}
+	var missing []string
+	for _, t := range topics {
+		if _, ok := lag[t]; !ok {
+			missing = append(missing, t)
 		}
-		lag[topic] += q.Lag
+	}
+	if len(missing) > 0 {
+		return lag, fmt.Errorf("consumer %q: lag: %w for %s", c.group, ErrNoLag, strings.Join(missing, ", "))
 	}
 	return lag, nil
 }

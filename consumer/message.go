@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/apache/rocketmq-client-go/v2/primitive"
@@ -40,17 +41,19 @@ func (m *Message) Waits() (throttle, pool time.Duration) {
 	return m.admitted.Sub(m.received), m.started.Sub(m.admitted)
 }
 
-func newMessage(group string, ext *primitive.MessageExt) *Message {
+func newMessage(group, topic string, ext *primitive.MessageExt) *Message {
 	m := new(Message)
-	m.fill(group, ext)
+	m.fill(group, topic, ext)
 	return m
 }
 
 // fill sets m from the client's message; the hot path fills a Message that
 // is part of a larger allocation instead of allocating one.
-func (m *Message) fill(group string, ext *primitive.MessageExt) {
+// topic is the subscription's: the client's ext.Topic carries the
+// namespace prefix.
+func (m *Message) fill(group, topic string, ext *primitive.MessageExt) {
 	*m = Message{
-		Topic:          ext.Topic,
+		Topic:          topic,
 		Tag:            ext.GetTags(),
 		Keys:           ext.GetKeys(),
 		ID:             ext.MsgId,
@@ -83,8 +86,7 @@ func NewTestMessage(topic, id string, body []byte, props map[string]string) *Mes
 	for k, v := range props {
 		ext.WithProperty(k, v)
 	}
-	m := newMessage("", ext)
-	return m
+	return newMessage("", topic, ext)
 }
 
 // Handler processes one message. Returning nil acknowledges it; returning
@@ -93,8 +95,43 @@ func NewTestMessage(topic, id string, body []byte, props map[string]string) *Mes
 type Handler func(ctx context.Context, msg *Message) error
 
 // BatchHandler processes several messages of one subscription at once.
-// Returning an error has every message of the batch redelivered.
+// Returning nil acknowledges them all. Returning a *BatchError has only the
+// messages it lists redelivered (the others are acknowledged); any other
+// error has every message of the batch redelivered.
 type BatchHandler func(ctx context.Context, msgs []*Message) error
+
+// BatchError is what a BatchHandler returns when only some messages of the
+// batch failed: Failed holds their indexes in the batch. A BatchError
+// whose indexes are out of range or repeated counts as a failure of the
+// whole batch.
+type BatchError struct {
+	Failed []int // indexes into the batch of the messages that failed
+	Err    error // why, for logs
+}
+
+// Error describes the failure.
+func (e *BatchError) Error() string {
+	return fmt.Sprintf("%d messages of the batch failed: %v", len(e.Failed), e.Err)
+}
+
+// Unwrap returns Err.
+func (e *BatchError) Unwrap() error { return e.Err }
+
+// valid reports whether the indexes fit a batch of n, without repeats, and
+// name at least one message.
+func (e *BatchError) valid(n int) bool {
+	if len(e.Failed) == 0 || len(e.Failed) > n {
+		return false
+	}
+	seen := make(map[int]bool, len(e.Failed))
+	for _, i := range e.Failed {
+		if i < 0 || i >= n || seen[i] {
+			return false
+		}
+		seen[i] = true
+	}
+	return true
+}
 
 // Middleware wraps a Handler, to add a cross-cutting concern such as
 // tracing or metrics. Middleware given first runs first (outermost).

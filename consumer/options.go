@@ -64,6 +64,7 @@ func defaultConfig() config {
 		prefetchMiB:    128,
 		poolSize:       20,
 		consumeTimeout: 15 * time.Minute,
+		handlerTimeout: DefaultHandlerTimeout,
 		quotaRefresh:   5 * time.Second,
 	}
 }
@@ -124,9 +125,19 @@ func WithPrefetch(n, mib int) Option {
 // their own. The default is 20.
 func WithDefaultPoolSize(n int) Option { return func(c *config) { c.poolSize = n } }
 
-// WithHandlerTimeout bounds each handler call: its context ends after d, and
-// a handler that returns because of it has the message redelivered. The
-// default, 0, sets no bound.
+// DefaultHandlerTimeout is the handler timeout of a consumer without
+// WithHandlerTimeout; it is below the client's ConsumeTimeout (15 minutes).
+const DefaultHandlerTimeout = 5 * time.Minute
+
+// WithHandlerTimeout bounds each handler call: its context ends after d,
+// and a handler that returns because of it has its message redelivered
+// (through the retry topic; in place for orderly subscriptions). A handler
+// that ignores its context is waited for one second more; then rmqkit
+// stops holding its message, hands it back for redelivery the same way,
+// logs the topic and message id and counts it in SubscriptionStats.Overran,
+// while the handler keeps its worker until it returns. The default is
+// DefaultHandlerTimeout; d must be positive, so that a stuck handler never
+// holds its queue's offset forever.
 func WithHandlerTimeout(d time.Duration) Option { return func(c *config) { c.handlerTimeout = d } }
 
 // WithClientConsumeTimeout sets the client's ConsumeTimeout (default 15
@@ -210,8 +221,8 @@ func (c *config) validate() error {
 	if err := checkPoolSize(c.poolSize); err != nil {
 		return err
 	}
-	if c.handlerTimeout < 0 {
-		return fmt.Errorf("%w: handler timeout %v is negative", ErrInvalidOption, c.handlerTimeout)
+	if c.handlerTimeout <= 0 {
+		return fmt.Errorf("%w: handler timeout %v is not positive", ErrInvalidOption, c.handlerTimeout)
 	}
 	if c.consumeTimeout < time.Second {
 		return fmt.Errorf("%w: client consume timeout %v is under 1s", ErrInvalidOption, c.consumeTimeout)

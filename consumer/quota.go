@@ -3,7 +3,6 @@ package consumer
 import (
 	"context"
 	"fmt"
-	"io"
 	"math"
 	"strings"
 	"sync"
@@ -144,12 +143,7 @@ func (c *Consumer) recountInstances(ctx context.Context) {
 }
 
 // brokerGroup is the group's name as the broker knows it.
-func (c *Consumer) brokerGroup() string {
-	if c.cfg.namespace == "" || strings.HasPrefix(c.group, c.cfg.namespace+"%") {
-		return c.group
-	}
-	return c.cfg.namespace + "%" + c.group
-}
+func (c *Consumer) brokerGroup() string { return c.clientName(c.group) }
 
 func (g *groupLimit) start(c *Consumer) {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -166,53 +160,37 @@ func (g *groupLimit) stop() {
 	}
 }
 
-func (g *groupLimit) closeCounter() {
-	if cl, ok := g.counter.(io.Closer); ok {
-		_ = cl.Close()
-	}
-}
-
 // adminCounter counts a group's instances from the broker's consumer
-// connection list (internal/admin).
+// connection list, on the consumer's admin connection.
 type adminCounter struct {
 	client *admin.Client
-	err    error  // from admin.New, returned by every count
 	self   string // this consumer's instance name
 }
 
-func newAdminCounter(cfg config) *adminCounter {
-	var opts []admin.Option
-	if cfg.credentials != nil {
-		opts = append(opts, admin.WithCredentials(cfg.credentials.AccessKey, cfg.credentials.SecretKey))
-	}
-	cl, err := admin.New(cfg.nameServers, opts...)
-	return &adminCounter{client: cl, err: err, self: cfg.instance}
-}
-
 // Instances counts the group's connected clients, plus this instance when
-// the broker does not list it yet (before its first heartbeat).
+// the broker does not list it yet (before its first heartbeat). A client
+// the broker lists but that is certainly gone (its connection closed, or
+// it no longer runs the group) does not count: it would shrink every live
+// instance's share for up to two minutes.
 func (a *adminCounter) Instances(ctx context.Context, group string) (int, error) {
-	if a.err != nil {
-		return 0, a.err
-	}
 	conns, err := a.client.ConsumerConnections(ctx, group)
 	if err != nil {
 		return 0, err
 	}
-	n := len(conns)
+	n, self := 0, false
 	for _, cn := range conns {
 		// rocketmq-client-go's client id is IP@instance[@unit].
 		if strings.HasSuffix(cn.ClientID, "@"+a.self) || strings.Contains(cn.ClientID, "@"+a.self+"@") {
-			return n, nil
+			self = true
+			n++
+			continue
+		}
+		if !a.client.ClientGone(ctx, group, cn.ClientID) {
+			n++
 		}
 	}
-	return n + 1, nil
-}
-
-// Close closes the admin client's connections.
-func (a *adminCounter) Close() error {
-	if a.client == nil {
-		return nil
+	if !self {
+		n++
 	}
-	return a.client.Close()
+	return n, nil
 }

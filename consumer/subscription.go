@@ -182,6 +182,7 @@ type subscription struct {
 	failed    atomic.Uint64
 	abandoned atomic.Uint64
 	dlq       atomic.Uint64
+	overran   atomic.Uint64
 }
 
 // SubscriptionStats is a snapshot of one subscription's counters.
@@ -193,7 +194,11 @@ type SubscriptionStats struct {
 	Succeeded    uint64         // handled without error
 	Failed       uint64         // handler errors and panics (each is redelivered or dead-lettered)
 	Abandoned    uint64         // fetched but not handled because the consumer stopped; redelivered later
-	DeadLettered uint64         // failures past the retry limit, sent to the dead-letter queue
+	DeadLettered uint64         // messages sent to the dead-letter queue after their last try
+	// Overran counts handlers that ignored their context past the handler
+	// timeout: rmqkit stopped waiting and handed their messages back for
+	// redelivery (counted in Failed too) while they kept running.
+	Overran uint64
 }
 
 func (s *subscription) stats() SubscriptionStats {
@@ -206,5 +211,6 @@ func (s *subscription) stats() SubscriptionStats {
 		Failed:       s.failed.Load(),
 		Abandoned:    s.abandoned.Load(),
 		DeadLettered: s.dlq.Load(),
+		Overran:      s.overran.Load(),
 	}
 }
