@@ -72,7 +72,12 @@ func WithCredentials(accessKey, secretKey string) Option {
 }
 
 // WithNamespace prefixes topics and groups with a RocketMQ namespace, for
-// the consumer and the admin client.
+// the consumer and the admin client: the broker knows the topic as
+// ns+"%"+topic, the instance group as ns+"%"+Group() and its retry topic
+// as "%RETRY%"+ns+"%"+Group(). The identity check, group and retry topic
+// creation, offset initialisation and garbage collection use those names
+// (a collector sees only the instance groups of its namespace); handlers
+// see the plain topic, and Group returns the group without the namespace.
 func WithNamespace(ns string) Option { return func(c *config) { c.namespace = ns } }
 
 // WithLogger sets the logger of this package and of the consumer. The

@@ -54,6 +54,19 @@
 // message goes. A failed send returns its error unless WithFallback is set;
 // then the other cluster is tried and the fallback is counted.
 //
+// Within a cluster, a message with a sharding key goes to the queue
+// FNV-1a(key) mod the topic's queue count, so all messages of a key share
+// a queue and an orderly subscription receives them in send order;
+// keyless messages go round-robin (see WithProducerOptions to replace the
+// selector).
+//
+// # Namespaces
+//
+// Cluster.Namespace gives a cluster a RocketMQ namespace: there the topic
+// is ns%topic, the group ns%group and its retry topic %RETRY%ns%group,
+// for the consumer, the producer's client and the drain readings alike.
+// Handlers and callers keep the plain names.
+//
 // # Control
 //
 // WatchFile applies a small YAML document ({phase: dual, weight: 50}) to a

@@ -16,6 +16,13 @@ import (
 // change; a message without one goes round-robin, as with the client's
 // default selector. The client's own hash selector sends keyless messages
 // to random queues, and its default round-robin selector ignores the key.
+//
+// The hash is the one KeySide uses, so at a partial weight the keys on a
+// cluster may use only some of its queues (with 4 queues and weight 1, the
+// keys sent to the new cluster all have FNV-1a mod 100 == 0, and so share
+// queue 0); those queues then carry no more than their share at weight
+// 100 (old cluster: weight 0), so no queue is loaded beyond what the
+// cluster must carry when it takes the whole topic.
 type keyQueueSelector struct {
 	keyless rmqproducer.QueueSelector
 }
