@@ -189,7 +189,7 @@ func TestMigrationUnderLoadLosesNothing(t *testing.T) {
 	handler := func(_ context.Context, m *consumer.Message) error {
 		id := m.Property(rmqtest.IDProperty)
 		side := migrate.New
-		if m.Broker == "broker-a" {
+		if m.Broker == "broker-a" || m.Broker == "broker-a2" { // cluster a: one or two masters
 			side = migrate.Old
 		}
 		mu.Lock()
