@@ -191,6 +191,19 @@ func TestRestartedInstanceGetsWhatWasProducedWhileItWasDown(t *testing.T) {
 	// waits for handlers, not for the client to record their results.
 	again := len(before) - len(second.Check(before).Lost)
 	t.Logf("after a graceful restart: 0 lost; %d of %d messages handled before the stop came again", again, len(before))
+	// README (Guarantees): a graceful restart repeats at most what the
+	// instance handled since its last offset commit; usually nothing, but
+	// under load the final commit can be missed (55 of 300 seen). Commits
+	// also go with every pull, so that is at most about one pull batch per
+	// queue (4 x 32), each message once more.
+	if again > 4*32 {
+		t.Errorf("%d of %d messages handled before a graceful stop came again, more than one pull batch per queue (128)", again, len(before))
+	}
+	for _, id := range before {
+		if n := second.Count(id); n > 1 {
+			t.Errorf("%s delivered %d times after one graceful restart", id, n)
+		}
+	}
 }
 
 // Stopping and starting an instance with the same identity again and again,
@@ -218,6 +231,19 @@ func TestRepeatedRestartsInProcessLoseNothing(t *testing.T) {
 	start(t, c)
 	r := got.RequireAll(t, all, 60*time.Second)
 	t.Logf("%d restarts: 0 lost of %d; %d delivered again", restarts, len(all), r.Duplicates)
+	// README (Guarantees): a graceful restart repeats at most what the
+	// instance handled since its last offset commit (usually nothing; under
+	// load the final commit can be missed). Each instance handles 100
+	// messages (50 produced while it runs, 50 while it was down), each
+	// message at most once more.
+	if bound := restarts * 100; r.Duplicates > bound {
+		t.Errorf("%d duplicates in %d graceful restarts, over %d (what the instances handled)", r.Duplicates, restarts, bound)
+	}
+	for _, id := range all {
+		if n := got.Count(id); n > 2 {
+			t.Errorf("%s delivered %d times", id, n)
+		}
+	}
 }
 
 // A message whose handler fails on one instance is retried there, through
@@ -270,10 +296,7 @@ func TestFailuresAreRetriedOnTheFailingInstanceOnly(t *testing.T) {
 	p.Send(topic, rmqtest.Msg{ID: "poison"})
 
 	flaky.RequireAll(t, ids, 90*time.Second)
-	deadline := time.Now().Add(60 * time.Second)
-	for b.Stats()[0].DeadLettered == 0 && time.Now().Before(deadline) {
-		time.Sleep(200 * time.Millisecond)
-	}
+	rmqtest.WaitUntil(60*time.Second, func() bool { return b.Stats()[0].DeadLettered > 0 })
 	if s := b.Stats()[0]; s.DeadLettered != 1 || poison.Load() != 2 {
 		t.Fatalf("poison: %d attempts, stats %+v; want 2 attempts (max retries 1) and 1 dead-lettered", poison.Load(), s)
 	}
