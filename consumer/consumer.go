@@ -52,6 +52,10 @@ type Consumer struct {
 	// settled reports whether the client has booked the results of the
 	// callbacks that returned during Stop (see returns); nil: at once.
 	settled func() bool
+	// handover unlocks orderly queues given up at a rebalance; nil for
+	// concurrent consumers.
+	handover *handover
+	bg       sync.WaitGroup // background loops, ended by closing renewDone
 
 	// admit ends when Stop begins: no handler starts after that.
 	admit       context.Context
@@ -296,10 +300,30 @@ func (c *Consumer) Start(ctx context.Context) error {
 	c.state = stateRunning
 	c.startedAt = time.Now()
 	c.renewDone = make(chan struct{})
-	go c.renewLeases(c.cfg.consumeTimeout/3, c.renewDone)
+	c.bg.Go(func() { c.renewLeases(c.cfg.consumeTimeout/3, c.renewDone) })
+	if c.orderlyLocked() {
+		c.handover = newHandover(c, func() map[primitive.MessageQueue]bool {
+			mqs := client.GetConsumerRunningInfo(false).MQTable
+			now := make(map[primitive.MessageQueue]bool, len(mqs))
+			for mq := range mqs {
+				now[mq] = true
+			}
+			return now
+		}, client.Rebalance)
+		c.bg.Go(func() { c.handover.run(c.renewDone) })
+	}
 	c.glim.start(c)
 	c.cfg.logger.Info("rmqkit consumer started", "group", c.group, "subscriptions", c.topicsLocked(), "instance", c.cfg.instance)
 	return nil
+}
+
+// orderlyLocked reports whether the consumer's subscriptions are orderly.
+// It requires c.mu.
+func (c *Consumer) orderlyLocked() bool {
+	for _, s := range c.subs {
+		return s.orderly
+	}
+	return false
 }
 
 func (c *Consumer) topicsLocked() []string {
@@ -409,6 +433,7 @@ func (c *Consumer) Stop(ctx context.Context) error {
 		c.shutdownClient(hard)
 		close(c.released)
 		close(c.renewDone)
+		c.bg.Wait()
 		c.glim.stop()
 		// Callbacks parked on released return now.
 		_ = c.waitFor(hard, func() bool { return c.callbacks.Load() == 0 })

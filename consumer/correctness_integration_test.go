@@ -412,3 +412,93 @@ func TestStartStopFiftyTimesUnderALiveBacklog(t *testing.T) {
 	r := got.RequireAll(t, all, 120*time.Second)
 	t.Logf("50 start/stop rounds: 0 lost of %d, %d duplicates", len(all), r.Duplicates)
 }
+
+// When a second instance joins an orderly group, the queues the first one
+// gives up are unlocked at once, so the newcomer consumes them within the
+// client's rebalance interval (20 s) + 5 s, not after the broker's lock
+// expires (60 s). Each instance sees every key in order.
+func TestOrderlyQueuesMoveToANewInstanceWithinARebalance(t *testing.T) {
+	t.Parallel()
+	cl := rmqtest.ClusterA(t)
+	topic := cl.NewTopic(t, rmqtest.Queues(8), rmqtest.Ordered())
+	group := cl.NewGroup(t)
+	p := cl.NewProducer(t)
+	producing, produced := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(produced)
+		for i := 0; ; i++ {
+			select {
+			case <-producing:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			msgs := make([]rmqtest.Msg, 8)
+			for k := range msgs {
+				msgs[k] = rmqtest.Msg{ID: fmt.Sprintf("k%d-%06d", k, i), ShardKey: fmt.Sprintf("k%d", k)}
+			}
+			p.Send(topic, msgs...)
+		}
+	}()
+	defer func() { close(producing); <-produced }()
+
+	var (
+		mu     sync.Mutex
+		queues = map[int]bool{}               // queues the second instance consumed
+		last   = [2]map[string]string{{}, {}} // per instance, last id per key
+		broken []string
+	)
+	handler := func(second bool) consumer.Handler {
+		return func(_ context.Context, m *consumer.Message) error {
+			id := m.Property(rmqtest.IDProperty)
+			key := id[:strings.IndexByte(id, '-')]
+			mu.Lock()
+			defer mu.Unlock()
+			// Each instance sees a key in order. The newcomer may begin
+			// below what the first one handled (offsets are committed every
+			// 5 s): at-least-once redelivery, in order.
+			inst := 0
+			if second {
+				inst = 1
+			}
+			if prev := last[inst][key]; prev > id {
+				broken = append(broken, prev+" before "+id)
+			}
+			last[inst][key] = id
+			if second {
+				queues[m.QueueID] = true
+			}
+			return nil
+		}
+	}
+	first := newConsumer(t, cl, group, consumer.WithInstanceName(rmqtest.Name(t, "i1")))
+	if err := first.Subscribe(topic, consumer.All, handler(false), consumer.WithOrderly(0)); err != nil {
+		t.Fatal(err)
+	}
+	start(t, first)
+	if !rmqtest.WaitUntil(30*time.Second, func() bool { return stats(first, topic).Succeeded > 50 }) {
+		t.Fatal("first instance consumed nothing")
+	}
+	second := newConsumer(t, cl, group, consumer.WithInstanceName(rmqtest.Name(t, "i2")))
+	if err := second.Subscribe(topic, consumer.All, handler(true), consumer.WithOrderly(0)); err != nil {
+		t.Fatal(err)
+	}
+	begin := time.Now()
+	start(t, second)
+	// Averaged allocation gives the newcomer 4 of the 8 queues.
+	moved := rmqtest.WaitUntil(45*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(queues) >= 4
+	})
+	took := time.Since(begin)
+	mu.Lock()
+	n, order := len(queues), append([]string(nil), broken...)
+	mu.Unlock()
+	if !moved || took > 25*time.Second {
+		t.Fatalf("second instance consumed %d queues after %v; want 4 within 25 s (rebalance interval + 5 s)", n, took.Round(time.Millisecond))
+	}
+	if len(order) > 0 {
+		t.Fatalf("order per key broken %d times, first %s", len(order), order[0])
+	}
+	t.Logf("orderly hand-over: the new instance consumed its 4 queues %v after it started", took.Round(time.Millisecond))
+}

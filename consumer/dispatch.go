@@ -51,6 +51,10 @@ func (c *Consumer) consume(ctx context.Context, msgs ...*primitive.MessageExt) (
 	defer func() { c.callbackReturned(msgs, res == rmq.ConsumeSuccess) }()
 
 	octx, orderly := primitive.GetOrderlyCtx(ctx)
+	if orderly && c.handover != nil {
+		c.handover.enter(msgs[0].Queue)
+		defer c.handover.leave(msgs[0].Queue)
+	}
 	v, suspend := acknowledge, time.Second
 	// A batch from the retry topic can mix topics: route each run of
 	// messages to its own subscription.
@@ -84,6 +88,9 @@ func (c *Consumer) consume(ctx context.Context, msgs ...*primitive.MessageExt) (
 		c.signal()
 		<-c.released
 		c.parked.Add(-1)
+		// The client is shut down: an orderly queue loop would still sleep
+		// the suspend time before it notices.
+		suspend = 10 * time.Millisecond
 	}
 	if orderly {
 		octx.SuspendCurrentQueueTimeMillis = int(suspend / time.Millisecond)
