@@ -3,8 +3,10 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // Request codes used only in this file (RequestCode.java).
@@ -122,4 +124,29 @@ func (c *Client) brokerAddr(ctx context.Context, name string) (string, error) {
 		return addr, nil
 	}
 	return "", fmt.Errorf("the name server knows no master of broker %q: %w", name, ErrNotFound)
+}
+
+// ClientGone reports whether a client the broker lists in group is
+// certainly gone. The broker can keep listing a client whose connection has
+// closed for up to 2 minutes; asked for its running info, the broker then
+// fails to write to that connection, and a client that is alive but no
+// longer runs a consumer of the group says so. Anything else, a timeout
+// included (a machine that died leaves a connection that accepts writes),
+// counts as alive.
+func (c *Client) ClientGone(ctx context.Context, group, clientID string) bool {
+	_, err := c.ConsumerRunningInfo(ctx, group, clientID)
+	var re *ResponseError
+	if !errors.As(err, &re) {
+		return false
+	}
+	for _, gone := range [...]string{
+		"RemotingSendRequestException",         // broker: the connection is closed
+		"Can't find specified client instance", // rocketmq-client-go after Shutdown
+		"not exist in this consumer",           // Java client without that group
+	} {
+		if strings.Contains(re.Remark, gone) {
+			return true
+		}
+	}
+	return false
 }
