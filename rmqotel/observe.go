@@ -67,7 +67,11 @@ func ObserveConsumer(c *consumer.Consumer, opts ...Option) (stop func() error, e
 		metric.WithDescription("Messages that failed past their retry limit and were sent to the dead-letter queue."))
 	errs = append(errs, err)
 	o.deadLettered = dlq
-	insts := []metric.Observable{o.capacity, o.running, o.waiting, o.deadLettered}
+	overran, err := m.Int64ObservableCounter("rmqkit.consumer.handler.overran", metric.WithUnit("{message}"),
+		metric.WithDescription("Handlers that ignored their context past the handler timeout; their messages were handed back for redelivery."))
+	errs = append(errs, err)
+	o.overran = overran
+	insts := []metric.Observable{o.capacity, o.running, o.waiting, o.deadLettered, o.overran}
 	if cfg.lag != nil {
 		o.lagGauge = gauge("rmqkit.consumer.lag", "{message}", "Messages the brokers hold beyond the group's committed offsets.")
 		insts = append(insts, o.lagGauge)
@@ -97,7 +101,7 @@ type observer struct {
 	lag                        LagFunc
 	base                       []attribute.KeyValue
 	capacity, running, waiting metric.Int64ObservableGauge
-	deadLettered               metric.Int64ObservableCounter
+	deadLettered, overran      metric.Int64ObservableCounter
 	lagGauge                   metric.Int64ObservableGauge
 	extra                      []extraGauge
 }
@@ -119,6 +123,7 @@ func (o *observer) observe(ctx context.Context, obs metric.Observer) error {
 		obs.ObserveInt64(o.running, int64(s.Pool.Running), pool)
 		obs.ObserveInt64(o.waiting, int64(s.Pool.Waiting), pool)
 		obs.ObserveInt64(o.deadLettered, int64(s.DeadLettered), o.attrs(topic))
+		obs.ObserveInt64(o.overran, int64(s.Overran), o.attrs(topic))
 	}
 	var errs []error
 	for _, g := range o.extra {

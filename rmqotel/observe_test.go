@@ -67,10 +67,11 @@ func TestObserveConsumerReportsPoolsPerSubscription(t *testing.T) {
 	}
 	m := tel.metrics(t)
 	want := map[string]map[string]int64{
-		"rmqkit.pool.capacity":          {"orders": 7, "refunds": 2},
-		"rmqkit.pool.running":           {"orders": 0, "refunds": 0},
-		"rmqkit.pool.waiting":           {"orders": 0, "refunds": 0},
-		"rmqkit.consumer.dead_lettered": {"orders": 0, "refunds": 0},
+		"rmqkit.pool.capacity":            {"orders": 7, "refunds": 2},
+		"rmqkit.pool.running":             {"orders": 0, "refunds": 0},
+		"rmqkit.pool.waiting":             {"orders": 0, "refunds": 0},
+		"rmqkit.consumer.dead_lettered":   {"orders": 0, "refunds": 0},
+		"rmqkit.consumer.handler.overran": {"orders": 0, "refunds": 0},
 	}
 	for name, w := range want {
 		if got := gaugeValues(t, "billing", m[name]); len(got) != len(w) || got["orders"] != w["orders"] || got["refunds"] != w["refunds"] {
