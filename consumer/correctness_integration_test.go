@@ -207,7 +207,7 @@ func TestOrderlyMessageIsTriedItsBudgetThenDeadLettered(t *testing.T) {
 	cl := rmqtest.ClusterA(t)
 	topic := cl.NewTopic(t, rmqtest.Queues(1), rmqtest.Ordered())
 	group := cl.NewGroup(t)
-	cl.NewProducer(t).Send(topic, rmqtest.Msg{ID: "poison"}, rmqtest.Msg{ID: "next"})
+	cl.NewProducer(t).SendBatch(topic, rmqtest.Msg{ID: "poison"}, rmqtest.Msg{ID: "next"}) // one queue, also with a queue on each of several masters
 	tr := newTries()
 	var order []string
 	var mu sync.Mutex
@@ -432,7 +432,7 @@ func TestOrderlyQueuesMoveToANewInstanceWithinARebalance(t *testing.T) {
 				return
 			case <-time.After(50 * time.Millisecond):
 			}
-			msgs := make([]rmqtest.Msg, 8)
+			msgs := make([]rmqtest.Msg, 8*len(cl.Brokers)) // one key per queue: round-robin keeps each on its queue
 			for k := range msgs {
 				msgs[k] = rmqtest.Msg{ID: fmt.Sprintf("k%d-%06d", k, i), ShardKey: fmt.Sprintf("k%d", k)}
 			}
@@ -443,7 +443,7 @@ func TestOrderlyQueuesMoveToANewInstanceWithinARebalance(t *testing.T) {
 
 	var (
 		mu     sync.Mutex
-		queues = map[int]bool{}               // queues the second instance consumed
+		queues = map[string]bool{}            // queues the second instance consumed (broker/id)
 		last   = [2]map[string]string{{}, {}} // per instance, last id per key
 		broken []string
 	)
@@ -465,7 +465,7 @@ func TestOrderlyQueuesMoveToANewInstanceWithinARebalance(t *testing.T) {
 			}
 			last[inst][key] = id
 			if second {
-				queues[m.QueueID] = true
+				queues[fmt.Sprint(m.Broker, "/", m.QueueID)] = true
 			}
 			return nil
 		}
@@ -484,21 +484,55 @@ func TestOrderlyQueuesMoveToANewInstanceWithinARebalance(t *testing.T) {
 	}
 	begin := time.Now()
 	start(t, second)
-	// Averaged allocation gives the newcomer 4 of the 8 queues.
+	// Averaged allocation gives the newcomer 4 of the 8 queues (of each master).
+	want := 4 * len(cl.Brokers)
 	moved := rmqtest.WaitUntil(45*time.Second, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(queues) >= 4
+		return len(queues) >= want
 	})
 	took := time.Since(begin)
 	mu.Lock()
 	n, order := len(queues), append([]string(nil), broken...)
 	mu.Unlock()
 	if !moved || took > 25*time.Second {
-		t.Fatalf("second instance consumed %d queues after %v; want 4 within 25 s (rebalance interval + 5 s)", n, took.Round(time.Millisecond))
+		t.Fatalf("second instance consumed %d queues after %v; want %d within 25 s (rebalance interval + 5 s)", n, took.Round(time.Millisecond), want)
 	}
 	if len(order) > 0 {
 		t.Fatalf("order per key broken %d times, first %s", len(order), order[0])
 	}
-	t.Logf("orderly hand-over: the new instance consumed its 4 queues %v after it started", took.Round(time.Millisecond))
+	t.Logf("orderly hand-over: the new instance consumed its %d queues %v after it started", want, took.Round(time.Millisecond))
+}
+
+// Lag never reports 0 for a topic the brokers have no figures for: it
+// names the topic in an error wrapping ErrNoLag.
+func TestLagErrsInsteadOfReportingZeroWithoutFigures(t *testing.T) {
+	t.Parallel()
+	cl := rmqtest.ClusterA(t)
+	consumed, never := cl.NewTopic(t), cl.NewTopic(t)
+	group := cl.NewGroup(t)
+	ids := cl.NewProducer(t).Produce(consumed, "m", 10)
+	got := rmqtest.NewCollector()
+	c := newConsumer(t, cl, group)
+	if err := c.Subscribe(consumed, consumer.All, collect(got)); err != nil {
+		t.Fatal(err)
+	}
+	start(t, c)
+	got.RequireAll(t, ids, 60*time.Second)
+	// Another consumer of the group, not started, that also names a topic
+	// the group never consumed.
+	idle := newConsumer(t, cl, group)
+	for _, tp := range []string{consumed, never} {
+		if err := idle.Subscribe(tp, consumer.All, collect(rmqtest.NewCollector())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !rmqtest.WaitUntil(30*time.Second, func() bool {
+		lag, err := idle.Lag(context.Background())
+		_, reported := lag[never]
+		return errors.Is(err, consumer.ErrNoLag) && strings.Contains(err.Error(), never) && !reported && lag[consumed] == 0
+	}) {
+		lag, err := idle.Lag(context.Background())
+		t.Fatalf("Lag = %v, %v; want %s: 0 and an ErrNoLag error naming %s", lag, err, consumed, never)
+	}
 }
