@@ -310,9 +310,12 @@ func (d *delivery) run(context.Context) error {
 	ctx, cancel := context.WithTimeout(c.handlerCtx, c.cfg.handlerTimeout)
 	defer cancel()
 	var err error
-	if d.s.batch != nil {
+	switch {
+	case d.s.batch != nil && len(c.cfg.middleware) > 0:
+		err = batchThroughMiddleware(ctx, d.s.batch, c.cfg.middleware, d.msgs)
+	case d.s.batch != nil:
 		err = safeBatch(ctx, d.s.batch, d.msgs)
-	} else {
+	default:
 		err = d.s.handler(ctx, &d.msg)
 	}
 	if err != nil && c.handlerCtx.Err() != nil {

@@ -540,3 +540,47 @@ func TestWaitsReportTimeSpentWaitingForAWorker(t *testing.T) {
 		t.Fatalf("pool wait = %v, want about 100ms", poolWait)
 	}
 }
+
+// Batch handlers run under the consumer's middleware like single handlers:
+// each message goes through the chain and sees its own result.
+func TestBatchHandlerRunsThroughMiddlewarePerMessage(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]error{}
+	record := func(next Handler) Handler {
+		return func(ctx context.Context, m *Message) error {
+			err := next(ctx, m)
+			mu.Lock()
+			seen[m.ID] = err
+			mu.Unlock()
+			return err
+		}
+	}
+	skipC := func(next Handler) Handler {
+		return func(ctx context.Context, m *Message) error {
+			if m.ID == "c" {
+				return nil // filtered out: acknowledged without the batch handler
+			}
+			return next(ctx, m)
+		}
+	}
+	var got []string
+	c := running(t, nil, []Option{WithMiddleware(record, skipC)}, WithBatch(3, func(_ context.Context, msgs []*Message) error {
+		for _, m := range msgs {
+			got = append(got, m.ID)
+		}
+		return &BatchError{Failed: []int{1}, Err: errors.New("b is bad")} // b, second of a and b
+	}))
+	ctx, _ := concurrentCtx()
+	if r, _ := c.consume(ctx, ext("a", 0), ext("b", 0), ext("c", 0)); r != rmq.ConsumeSuccess {
+		t.Fatalf("consume = %v", r)
+	}
+	if len(got) != 2 || got[0] != "a" || got[1] != "b" {
+		t.Fatalf("batch handler got %v, want [a b] (c filtered by middleware)", got)
+	}
+	if len(seen) != 3 || seen["a"] != nil || seen["b"] == nil || seen["c"] != nil {
+		t.Fatalf("middleware saw %v; want a: nil, b: an error, c: nil", seen)
+	}
+	if back := broker(c).handedBack(); len(back) != 1 || back[0].OriginMsgID != "b" {
+		t.Fatalf("handed back %+v, want b only", back)
+	}
+}

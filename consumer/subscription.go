@@ -130,7 +130,11 @@ func WithSubscriptionMaxRetries(n int) SubscribeOption {
 }
 
 // WithBatch replaces the Handler by h, called with up to size messages of
-// the subscription at once.
+// the subscription at once. h returns a *BatchError to fail some messages
+// only. The consumer's middleware still runs per message: each message goes
+// through the chain, and the chains meet where h is called once with the
+// messages that reached it (a middleware that does not call next keeps its
+// message out of the batch).
 func WithBatch(size int, h BatchHandler) SubscribeOption {
 	return func(s *subConfig) { s.batch, s.batchSize = h, size }
 }
