@@ -238,6 +238,7 @@ type delivery struct {
 	msgs []*Message
 	ran  bool
 	err  error
+	hctx handlerContext
 }
 
 // do passes the rate limits, runs the handler on the pool and counts the
@@ -307,8 +308,9 @@ func (d *delivery) run(context.Context) error {
 	if c.admit.Err() != nil {
 		return errAbandon
 	}
-	ctx, cancel := context.WithTimeout(c.handlerCtx, c.cfg.handlerTimeout)
-	defer cancel()
+	d.hctx.init(c.handlerCtx, c.cfg.handlerTimeout)
+	defer d.hctx.release()
+	ctx := context.Context(&d.hctx)
 	var err error
 	switch {
 	case d.s.batch != nil && len(c.cfg.middleware) > 0:

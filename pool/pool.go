@@ -119,18 +119,27 @@ func (p *Pool) DoWithin(ctx context.Context, task Task, hold time.Duration, quit
 	} else {
 		var expired <-chan time.Time
 		if hold > 0 {
-			t := time.NewTimer(hold)
-			defer t.Stop()
-			expired = t.C
+			// The job's own timer, reused with the job: a timer per call
+			// cost three allocations.
+			if j.timer == nil {
+				j.timer = time.NewTimer(hold)
+			} else {
+				j.timer.Reset(hold)
+			}
+			expired = j.timer.C
 		}
+		// The timer is stopped before the job can go back to the pool
+		// (the worker puts an abandoned job back itself).
 		select {
 		case err = <-j.done:
+			stopTimer(j, hold)
 		case <-expired:
 			if j.abandon() {
 				return ErrOverran
 			}
 			err = <-j.done // it returned as the wait ended
 		case <-quit:
+			stopTimer(j, hold)
 			if j.abandon() {
 				return ErrOverran
 			}
@@ -139,6 +148,12 @@ func (p *Pool) DoWithin(ctx context.Context, task Task, hold time.Duration, quit
 	}
 	p.finish(j, err)
 	return err
+}
+
+func stopTimer(j *job, hold time.Duration) {
+	if hold > 0 {
+		j.timer.Stop()
+	}
 }
 
 // finish returns a job's worker slot and counts its result.
@@ -301,6 +316,7 @@ type job struct {
 	done  chan error
 	runFn func()
 	state atomic.Int32
+	timer *time.Timer // DoWithin's hold, reused (Go 1.23 timers: no stale fires after Stop/Reset)
 }
 
 // Job states: the caller and the worker race to finish; the first to move
