@@ -54,7 +54,7 @@ func (c *Cluster) NewProducer(t testing.TB) *Producer {
 type Msg struct {
 	ID       string            // unique id, stored in IDProperty and as the key
 	Tag      string            // optional tag
-	ShardKey string            // optional sharding key: messages with the same key go to the same queue
+	ShardKey string            // optional sharding key; the producer's round-robin selector ignores it (use SendBatch for one queue)
 	Props    map[string]string // extra properties
 	Body     []byte            // body; defaults to the id
 }
@@ -82,6 +82,36 @@ func (p *Producer) Send(topic string, msgs ...Msg) {
 		if err := p.sendOne(pm); err != nil {
 			p.t.Fatalf("send %s to %s: %v", m.ID, topic, err)
 		}
+	}
+}
+
+// SendBatch sends msgs as one batch, synchronously: the broker stores them in
+// one queue, in order, also when the topic has queues on several brokers.
+// Tags, sharding keys and properties are kept; Body defaults to the id.
+func (p *Producer) SendBatch(topic string, msgs ...Msg) {
+	p.t.Helper()
+	batch := make([]*primitive.Message, 0, len(msgs))
+	for _, m := range msgs {
+		body := m.Body
+		if body == nil {
+			body = []byte(m.ID)
+		}
+		pm := primitive.NewMessage(topic, body)
+		pm.WithProperty(IDProperty, m.ID)
+		pm.WithKeys([]string{m.ID})
+		if m.Tag != "" {
+			pm.WithTag(m.Tag)
+		}
+		if m.ShardKey != "" {
+			pm.WithShardingKey(m.ShardKey)
+		}
+		for k, v := range m.Props {
+			pm.WithProperty(k, v)
+		}
+		batch = append(batch, pm)
+	}
+	if err := p.sendOne(batch...); err != nil {
+		p.t.Fatalf("send a batch of %d to %s: %v", len(msgs), topic, err)
 	}
 }
 
