@@ -777,8 +777,14 @@ func TestAdminCallsAskEveryMasterBroker(t *testing.T) {
 		}
 		return nil
 	})
-	// ConsumerRunningInfo is left out: it passes over a broker that answers
-	// CONSUMER_NOT_ONLINE, but a 5.3 broker the client is not connected to
-	// answers SYSTEM_ERROR "The Consumer <group> <client id> not online", so
-	// it fails here on broker-a.
+	// ConsumerRunningInfo reaches the consumer through the broker it is
+	// connected to, passing over the other, which answers SYSTEM_ERROR
+	// "The Consumer <group> <client id> not online" (a 5.3 broker).
+	conns, err := c.ConsumerConnections(testContext(t, 10*time.Second), lastConsumers)
+	if err != nil || len(conns) != 1 {
+		t.Fatalf("ConsumerConnections = %+v, %v", conns, err)
+	}
+	if _, err := c.ConsumerRunningInfo(testContext(t, 10*time.Second), lastConsumers, conns[0].ClientID); err != nil {
+		t.Fatalf("ConsumerRunningInfo of a consumer connected to %s only: %v", last.Name, err)
+	}
 }

@@ -119,7 +119,7 @@ func (c *Client) ConsumerRunningInfo(ctx context.Context, group, clientID string
 	for _, b := range masters {
 		ext := map[string]string{"consumerGroup": group, "clientId": clientID, "jstackEnable": "false"}
 		resp, err := c.invoke(ctx, b.MasterAddr(), reqGetConsumerRunningInfo, ext, nil)
-		if errors.Is(err, ErrConsumerNotOnline) {
+		if notOnline(err) {
 			last = err // not connected to this broker
 			continue
 		}
@@ -129,4 +129,16 @@ func (c *Client) ConsumerRunningInfo(ctx context.Context, group, clientID string
 		return resp.Body, nil
 	}
 	return nil, last
+}
+
+// notOnline reports an answer meaning the client is not connected to this
+// broker: CONSUMER_NOT_ONLINE, or, from a broker of a cluster with several
+// masters that has never seen the client, SYSTEM_ERROR "The Consumer <group>
+// <id> not online".
+func notOnline(err error) bool {
+	if errors.Is(err, ErrConsumerNotOnline) {
+		return true
+	}
+	var re *ResponseError
+	return errors.As(err, &re) && re.Code == codeSystemError && strings.Contains(re.Remark, "not online")
 }
