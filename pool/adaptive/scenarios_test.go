@@ -1,0 +1,186 @@
+package adaptive_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rmqkit/rmqkit/pool/adaptive"
+)
+
+const (
+	s0   = 50 * time.Millisecond
+	win  = time.Second
+	knee = 40.0
+)
+
+func base(k func(time.Duration) float64) downstream {
+	return downstream{knee: k, base: s0, sigma: 0.2}
+}
+
+// trace formats the sizes of a run, for failure messages.
+func trace(rs []record) string {
+	var b strings.Builder
+	for i, r := range rs {
+		fmt.Fprintf(&b, "%d:%d(%s,%.0f/s,%v) ", i, r.limit, r.reason, r.throughput, r.median.Round(100*time.Microsecond))
+		if i%8 == 7 {
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}
+
+// steady reports the records of windows [from, to) that were not probes
+// (a probe runs one window at half the size on purpose).
+func steady(rs []record, from, to int) []record {
+	var out []record
+	for _, r := range rs[from:to] {
+		if r.reason != adaptive.ReasonProbed {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func meanThroughput(rs []record) float64 {
+	var sum float64
+	for _, r := range rs {
+		sum += r.throughput
+	}
+	return sum / float64(len(rs))
+}
+
+// S1: from the minimum, the size converges into [C, 1.5C] and the
+// throughput reaches 0.9 of the downstream's capacity.
+func TestS1ConvergesNearTheKneeAtFullThroughput(t *testing.T) {
+	for seed := uint64(1); seed <= 5; seed++ {
+		rs := simulate(scenario{down: base(constant(knee)), window: win, windows: 120, seed: seed})
+		capacity := knee / s0.Seconds()
+		for i, r := range steady(rs, 20, len(rs)) {
+			if r.limit < knee || r.limit > 1.5*knee {
+				t.Fatalf("seed %d: window %d ran at %d, outside [%v, %v]\n%s", seed, i+20, r.limit, knee, 1.5*knee, trace(rs))
+			}
+		}
+		if got := meanThroughput(rs[20:]); got < 0.9*capacity {
+			t.Fatalf("seed %d: throughput %.0f/s is below 0.9 of the capacity %.0f/s\n%s", seed, got, capacity, trace(rs))
+		}
+		if i := firstAtLeast(rs, knee); i > 15 {
+			t.Errorf("seed %d: reached the knee only after %d windows\n%s", seed, i, trace(rs))
+		}
+	}
+}
+
+func firstAtLeast(rs []record, l float64) int {
+	for i, r := range rs {
+		if float64(r.limit) >= l {
+			return i
+		}
+	}
+	return len(rs)
+}
+
+// S2: the capacity drops from 40 to 10: the size is at most 15 within 10
+// windows and stays there.
+func TestS2FollowsACapacityDropWithinTenWindows(t *testing.T) {
+	for seed := uint64(1); seed <= 5; seed++ {
+		rs := simulate(scenario{down: base(step(40, 10, 60*win)), window: win, windows: 130, seed: seed})
+		if rs[59].limit < 40 {
+			t.Fatalf("seed %d: not converged before the drop (%d)\n%s", seed, rs[59].limit, trace(rs))
+		}
+		for i, r := range steady(rs, 70, len(rs)) {
+			if r.limit > 15 {
+				t.Fatalf("seed %d: window %d ran at %d > 15 after the drop\n%s", seed, i+70, r.limit, trace(rs))
+			}
+		}
+	}
+}
+
+// S3: the capacity rises from 10 to 40: the size is at least 32 within 60
+// windows.
+func TestS3FollowsACapacityRiseWithinSixtyWindows(t *testing.T) {
+	for seed := uint64(1); seed <= 5; seed++ {
+		rs := simulate(scenario{down: base(step(10, 40, 60*win)), window: win, windows: 130, seed: seed})
+		if l := rs[59].limit; l > 15 {
+			t.Fatalf("seed %d: before the rise the size is %d, want about 10\n%s", seed, l, trace(rs))
+		}
+		if i := firstAtLeast(rs[60:], 32); i > 60 {
+			t.Fatalf("seed %d: size below 32 for 60 windows after the rise\n%s", seed, trace(rs))
+		}
+	}
+}
+
+// S4: the load, not the downstream, is the bound (arrivals at half the
+// capacity): over a simulated hour the size does not drift upward.
+func TestS4NoUpwardDriftWhenTheLoadIsBelowCapacity(t *testing.T) {
+	d := downstream{knee: constant(knee), base: 200 * time.Millisecond, sigma: 0.2}
+	capacity := knee / d.base.Seconds()
+	rs := simulate(scenario{down: d, load: load{rate: capacity / 2}, window: win, windows: 3600, seed: 7})
+	early := maxLimit(rs[60:600])
+	late := maxLimit(rs[600:])
+	if late > early+1 || late > int(1.5*knee) {
+		t.Fatalf("size drifted: at most %d in minutes 1-10, %d after (knee %v)\n%s", early, late, knee, trace(rs[:200]))
+	}
+	t.Logf("app-limited: size at most %d early, %d late; final %d", early, late, rs[len(rs)-1].limit)
+}
+
+func maxLimit(rs []record) int {
+	m := 0
+	for _, r := range rs {
+		m = max(m, r.limit)
+	}
+	return m
+}
+
+// S5: the downstream stops answering and every call times out after the
+// same second: the size goes to the minimum and stays there.
+func TestS5ShrinksToTheMinimumUnderConstantLatencyTimeouts(t *testing.T) {
+	d := base(constant(knee))
+	d.timeoutAt, d.timeout = 40*win, time.Second
+	cfg := adaptive.Config{Min: 2}
+	rs := simulate(scenario{down: d, cfg: cfg, window: win, windows: 140, seed: 3})
+	if rs[39].limit < 40 {
+		t.Fatalf("not converged before the timeouts\n%s", trace(rs))
+	}
+	for i, r := range rs[100:] {
+		if r.limit != 2 {
+			t.Fatalf("window %d ran at %d, want the minimum 2\n%s", i+100, r.limit, trace(rs))
+		}
+	}
+}
+
+// S6: 10% of calls are 10 times slower: the size stays stable (within 15%
+// of its mean, probes aside) and near the knee.
+func TestS6StableWithTenPercentSlowOutliers(t *testing.T) {
+	d := base(constant(knee))
+	d.outliers = 0.1
+	rs := simulate(scenario{down: d, window: win, windows: 200, seed: 5})
+	st := steady(rs, 30, len(rs))
+	lo, hi, sum := 1<<30, 0, 0
+	for _, r := range st {
+		lo, hi, sum = min(lo, r.limit), max(hi, r.limit), sum+r.limit
+	}
+	mean := float64(sum) / float64(len(st))
+	if float64(hi) > 1.15*mean || float64(lo) < 0.85*mean || mean < knee || mean > 1.5*knee {
+		t.Fatalf("size in [%d, %d], mean %.1f: not stable near the knee %v\n%s", lo, hi, mean, knee, trace(rs))
+	}
+}
+
+// S7: a downstream whose throughput falls past its knee: the size settles
+// near the peak, at 0.9 of the peak throughput or better.
+func TestS7SettlesNearThePeakOfARetrogradeDownstream(t *testing.T) {
+	d := base(constant(knee))
+	d.retro = true
+	peak := knee / s0.Seconds()
+	for seed := uint64(1); seed <= 5; seed++ {
+		rs := simulate(scenario{down: d, window: win, windows: 120, seed: seed})
+		for i, r := range steady(rs, 20, len(rs)) {
+			if r.limit < int(0.8*knee) || r.limit > int(1.3*knee) {
+				t.Fatalf("seed %d: window %d ran at %d, not near the peak %v\n%s", seed, i+20, r.limit, knee, trace(rs))
+			}
+		}
+		if got := meanThroughput(rs[20:]); got < 0.9*peak {
+			t.Fatalf("seed %d: throughput %.0f/s below 0.9 of the peak %.0f/s\n%s", seed, got, peak, trace(rs))
+		}
+	}
+}
