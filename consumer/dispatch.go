@@ -245,15 +245,20 @@ type delivery struct {
 // outcome. For a batch, failedIdx lists the messages a *BatchError named.
 func (d *delivery) do(n int) (o outcome, failedIdx []int) {
 	s, c := d.s, d.c
-	// Rate limits, narrowest first (limits.go). A message held here is
-	// neither failed nor retried; one still held when Stop begins is
-	// abandoned like one that never got a worker.
-	if err := throttle.WaitAllN(c.admit, n, s.limiter, c.glim.lim, c.cfg.process); err != nil {
-		s.abandoned.Add(uint64(n))
-		return abandoned, nil
+	// Rate limits, narrowest first (limits.go), are the pool's gate: they
+	// are passed once a worker is reserved, right before the handler
+	// starts, so that they bound handler starts and a changed limit is in
+	// force at once, whatever already waits for a worker. A message held
+	// there is neither failed nor retried; one still held when Stop begins
+	// is abandoned like one that never got a worker.
+	var gate func(context.Context) error
+	if s.limiter.Limited() || c.glim.lim.Limited() || c.cfg.process.Limited() {
+		gate = d.passLimits
+	} else {
+		now := time.Now()
+		d.setTimes(now, now, time.Time{})
 	}
-	d.setTimes(time.Now(), time.Time{})
-	err := s.pool.DoWithin(c.admit, d.run, c.cfg.handlerTimeout+holdGrace, c.handlerCtx.Done())
+	err := s.pool.DoGated(c.admit, gate, d.run, c.cfg.handlerTimeout+holdGrace, c.handlerCtx.Done())
 	switch {
 	case err == nil:
 		s.succeeded.Add(uint64(n))
@@ -304,7 +309,7 @@ func (d *delivery) run(context.Context) error {
 	c.active.Add(1)
 	defer c.handlerReturned()
 	d.ran = true
-	d.setTimes(time.Time{}, time.Now())
+	d.setTimes(time.Time{}, time.Time{}, time.Now())
 	if c.admit.Err() != nil {
 		return errAbandon
 	}
@@ -340,9 +345,28 @@ func safeBatch(ctx context.Context, h BatchHandler, msgs []*Message) (err error)
 	return h(ctx, msgs)
 }
 
-// setTimes records the admitted and started times; zero values are left.
-func (d *delivery) setTimes(admitted, started time.Time) {
+// passLimits is the pool's gate when a rate limit is set.
+func (d *delivery) passLimits(ctx context.Context) error {
+	d.setTimes(time.Now(), time.Time{}, time.Time{})
+	err := throttle.WaitAllN(ctx, d.count(), d.s.limiter, d.c.glim.lim, d.c.cfg.process)
+	d.setTimes(time.Time{}, time.Now(), time.Time{})
+	return err
+}
+
+func (d *delivery) count() int {
+	if d.msgs != nil {
+		return len(d.msgs)
+	}
+	return 1
+}
+
+// setTimes records the gated, admitted and started times; zero values are
+// left.
+func (d *delivery) setTimes(gated, admitted, started time.Time) {
 	set := func(m *Message) {
+		if !gated.IsZero() {
+			m.gated = gated
+		}
 		if !admitted.IsZero() {
 			m.admitted = admitted
 		}

@@ -6,8 +6,9 @@ import (
 	"github.com/rmqkit/rmqkit/throttle"
 )
 
-// A message is admitted to its subscription's pool only after it has passed
-// every rate limit that applies to it, narrowest first: the subscription's
+// A message's handler starts only after the message has passed every rate
+// limit that applies to it, narrowest first, on a worker reserved for it
+// (the pool's gate, so that the limits bound handler starts): the subscription's
 // (WithRate, SetRate), the consumer's group limit (WithGroupRate,
 // WithGroupQuota, SetGroupRate, SetGroupQuota) and the process limiter
 // (WithProcessLimiter). See dispatch.go.

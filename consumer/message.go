@@ -26,9 +26,10 @@ type Message struct {
 	StoredAt       time.Time // when the broker stored it
 
 	ext *primitive.MessageExt
-	// When rmqkit received the message from the client, when it passed the
-	// rate limits, and when a worker started its handler.
-	received, admitted, started time.Time
+	// When rmqkit received the message from the client, when a worker was
+	// reserved for it and it began to wait for the rate limits, when it
+	// passed them, and when the worker started its handler.
+	received, gated, admitted, started time.Time
 }
 
 // Waits reports how long the message waited inside rmqkit before its
@@ -38,7 +39,8 @@ func (m *Message) Waits() (throttle, pool time.Duration) {
 	if m.received.IsZero() || m.started.IsZero() {
 		return 0, 0
 	}
-	return m.admitted.Sub(m.received), m.started.Sub(m.admitted)
+	throttle = m.admitted.Sub(m.gated)
+	return throttle, m.started.Sub(m.received) - throttle
 }
 
 func newMessage(group, topic string, ext *primitive.MessageExt) *Message {

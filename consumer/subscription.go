@@ -139,10 +139,11 @@ func WithBatch(size int, h BatchHandler) SubscribeOption {
 	return func(s *subConfig) { s.batch, s.batchSize = h, size }
 }
 
-// WithRate caps the rate at which the subscription's messages are admitted
-// to its pool. The default, the zero Limit, is unlimited. Change it live
-// with SetRate. A message waiting for the limit is not failed and not
-// retried; it waits in the client's prefetch buffer.
+// WithRate caps the rate at which the subscription's handlers start. The
+// limit is passed once a worker is reserved for a message, right before its
+// handler starts, so a change with SetRate is in force at once, whatever
+// already waits for a worker. The default, the zero Limit, is unlimited. A
+// message waiting for the limit is not failed and not retried.
 func WithRate(l throttle.Limit) SubscribeOption { return func(s *subConfig) { s.rate = l } }
 
 var namePattern = regexp.MustCompile(`^[%|a-zA-Z0-9_-]+$`)

@@ -36,6 +36,7 @@ type Pool struct {
 
 	waiting   atomic.Int64
 	overran   atomic.Int64 // tasks still running that their caller stopped waiting for
+	gated     atomic.Int64 // callers holding a worker while they wait at their gate
 	completed atomic.Uint64
 	failed    atomic.Uint64
 	panicked  atomic.Uint64
@@ -101,8 +102,27 @@ func (p *Pool) Do(ctx context.Context, task Task) error {
 // the task keeps its worker until it returns. Use it where a task that
 // ignores its context must not hold the caller forever.
 func (p *Pool) DoWithin(ctx context.Context, task Task, hold time.Duration, quit <-chan struct{}) error {
+	return p.DoGated(ctx, nil, task, hold, quit)
+}
+
+// DoGated is DoWithin with a gate: once a worker is reserved for the task,
+// gate(ctx) runs on the caller's goroutine before the task starts, and an
+// error from it releases the worker and is returned without running the
+// task. A rate limit applied as the gate bounds task starts themselves,
+// so a changed limit is in force at once, whatever waits for a worker.
+// Tasks waiting at their gate count in Stats.Gated, not Running.
+func (p *Pool) DoGated(ctx context.Context, gate func(context.Context) error, task Task, hold time.Duration, quit <-chan struct{}) error {
 	if err := p.acquire(ctx); err != nil {
 		return err
+	}
+	if gate != nil {
+		p.gated.Add(1)
+		err := gate(ctx)
+		p.gated.Add(-1)
+		if err != nil {
+			p.release()
+			return err
+		}
 	}
 	j := p.jobs.Get().(*job)
 	j.ctx, j.task, j.pool = ctx, task, p
@@ -270,6 +290,7 @@ type Stats struct {
 	Name      string // the pool's name
 	Capacity  int    // tasks that may run at once
 	Running   int    // tasks running now
+	Gated     int    // callers holding a worker while they wait at their gate (DoGated)
 	Waiting   int    // callers of Do waiting for a worker
 	Completed uint64 // tasks that returned nil
 	Failed    uint64 // tasks that returned an error
@@ -285,7 +306,8 @@ func (p *Pool) Stats() Stats {
 	return Stats{
 		Name:      p.name,
 		Capacity:  size,
-		Running:   running,
+		Running:   running - int(p.gated.Load()),
+		Gated:     int(p.gated.Load()),
 		Waiting:   int(p.waiting.Load()),
 		Completed: p.completed.Load(),
 		Failed:    p.failed.Load(),

@@ -117,6 +117,10 @@ func (l *Limiter) Set(lim Limit) error {
 	return nil
 }
 
+// Limited reports whether the Limiter has a limit now: while it does not,
+// Wait and WaitN return at once. A nil *Limiter is unlimited.
+func (l *Limiter) Limited() bool { return l != nil && l.limited.Load() }
+
 // Wait is shorthand for WaitN(ctx, 1).
 func (l *Limiter) Wait(ctx context.Context) error {
 	if l == nil || !l.limited.Load() {
