@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	rmq "github.com/apache/rocketmq-client-go/v2/consumer"
+
 	"github.com/rmqkit/rmqkit/consumer"
 	"github.com/rmqkit/rmqkit/pool"
 	"github.com/rmqkit/rmqkit/throttle"
@@ -139,5 +141,30 @@ func TestStartWithoutSubscriptionsFailsAndStopIsSafe(t *testing.T) {
 	}
 	if err := c.Stop(context.Background()); err != nil {
 		t.Fatalf("second Stop = %v", err)
+	}
+}
+
+// The client's own Start can fail (here its option validation refuses a
+// threshold rmqkit passes through): the consumer can then only be
+// stopped, and Stop must not call the client's Shutdown, which panics
+// after a failed start.
+func TestStopIsSafeAfterTheClientsStartFailed(t *testing.T) {
+	c, err := consumer.New("g", consumer.WithNameServer("127.0.0.1:1"),
+		consumer.WithClientOptions(rmq.WithConsumeMessageBatchMaxSize(2000)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Subscribe("a", consumer.All, noop); err != nil {
+		t.Fatal(err)
+	}
+	err = c.Start(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "start") {
+		t.Fatalf("Start = %v, want the client's start error", err)
+	}
+	if err := c.Start(context.Background()); !errors.Is(err, consumer.ErrStarted) {
+		t.Fatalf("second Start = %v, want ErrStarted", err)
+	}
+	if err := c.Stop(context.Background()); err != nil {
+		t.Fatalf("Stop after the client's failed start = %v", err)
 	}
 }
