@@ -71,6 +71,7 @@ type Consumer struct {
 	callbacks atomic.Int64 // client callbacks inside rmqkit
 	parked    atomic.Int64 // callbacks of unhandled messages waiting for released
 	unrouted  atomic.Uint64
+	deferred  deferrals // redeliveries deferred because their subscription was saturated
 	// stopping is set when Stop begins; from then on the counters above
 	// signal changed, and acknowledged callbacks note their offsets in
 	// returns, so that Stop waits on conditions, not sleeps.

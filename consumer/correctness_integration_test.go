@@ -536,3 +536,50 @@ func TestLagErrsInsteadOfReportingZeroWithoutFigures(t *testing.T) {
 		t.Fatalf("Lag = %v, %v; want %s: 0 and an ErrNoLag error naming %s", lag, err, consumed, never)
 	}
 }
+
+// All subscriptions of a group share its retry queue. One subscription
+// whose redeliveries hang must not hold back another's retries: once it
+// is saturated, its further redeliveries are deferred (handed back with a
+// delay) instead of filling the retry queue's prefetch share.
+func TestHangingRetriesOfOneSubscriptionDoNotHoldBackAnothers(t *testing.T) {
+	t.Parallel()
+	cl := rmqtest.ClusterA(t)
+	ta, tb := cl.NewTopic(t), cl.NewTopic(t)
+	p := cl.NewProducer(t)
+	p.Produce(ta, "a", 1200)
+	var aFirst atomic.Int64
+	c := newConsumer(t, cl, cl.NewGroup(t), consumer.WithHandlerTimeout(3*time.Minute), quiet())
+	err := c.Subscribe(ta, consumer.All, func(ctx context.Context, m *consumer.Message) error {
+		if m.ReconsumeCount == 0 {
+			aFirst.Add(1)
+			return errors.New("fails, then hangs on every redelivery")
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := rmqtest.NewCollector()
+	err = c.Subscribe(tb, consumer.All, func(_ context.Context, m *consumer.Message) error {
+		if m.ReconsumeCount == 0 {
+			return errors.New("fails once")
+		}
+		got.Add(m.Property(rmqtest.IDProperty))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, c)
+	if !rmqtest.WaitUntil(60*time.Second, func() bool { return aFirst.Load() >= 1200 }) {
+		t.Fatalf("only %d of a's 1200 first deliveries", aFirst.Load())
+	}
+	// b's retries enter the retry queue behind a's.
+	ids := p.Produce(tb, "b", 200)
+	got.RequireAll(t, ids, 90*time.Second)
+	if s := stats(c, ta); s.Deferred == 0 {
+		t.Fatalf("a's stats = %+v; want redeliveries deferred", s)
+	}
+	t.Logf("b's 200 retries all handled beside a's hanging ones; a deferred %d redeliveries", stats(c, ta).Deferred)
+}

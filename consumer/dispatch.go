@@ -135,12 +135,19 @@ func (c *Consumer) handleRun(ctx context.Context, s *subscription, exts []*primi
 	// Without a batch handler, messages of one callback run one by one, in
 	// order: an orderly failure stops the run there.
 	for i, e := range exts {
+		if !orderly && e.ReconsumeTimes > 0 && c.deferIfSaturated(ctx, s, e) {
+			continue // retrydefer.go
+		}
 		d := &delivery{c: c, s: s}
 		d.msg.fill(c.group, s.topic, e)
 		d.msg.received = now
 		switch o, _ := d.do(1); o {
 		case abandoned:
 			return releaseParked
+		case handled:
+			if e.ReconsumeTimes > 0 {
+				c.deferred.forget(e.MsgId)
+			}
 		case failed:
 			if v := c.settle(ctx, s, exts[i], orderly); v != acknowledge {
 				return v
@@ -173,11 +180,15 @@ func (c *Consumer) settleFailures(ctx context.Context, s *subscription, exts []*
 // ReconsumeTimes+1; it is exhausted once ReconsumeTimes reaches the
 // subscription's max retries, in both modes.
 func (c *Consumer) settle(ctx context.Context, s *subscription, m *primitive.MessageExt, orderly bool) verdict {
-	exhausted := int(m.ReconsumeTimes) >= s.maxRetries
+	deferred := 0 // deferrals are not tries (retrydefer.go)
+	if !orderly && m.ReconsumeTimes > 0 {
+		deferred = c.deferred.get(m.MsgId)
+	}
+	exhausted := int(m.ReconsumeTimes)-deferred >= s.maxRetries
 	if orderly && !exhausted {
 		return retryInPlace
 	}
-	if err := c.sendBack(ctx, s, m, exhausted); err != nil {
+	if err := c.sendBack(ctx, s, m, exhausted, deferred); err != nil {
 		c.cfg.logger.Error("rmqkit: cannot hand a failed message back to the broker; the whole callback will be redelivered",
 			"group", c.group, "topic", s.topic, "msg_id", m.MsgId, "error", err)
 		if orderly {
@@ -186,6 +197,7 @@ func (c *Consumer) settle(ctx context.Context, s *subscription, m *primitive.Mes
 		return clientRetry
 	}
 	if exhausted {
+		c.deferred.forget(m.MsgId)
 		s.dlq.Add(1)
 		c.cfg.logger.Warn("rmqkit message exhausted its retries; sent to the dead-letter queue",
 			"group", c.group, "topic", s.topic, "msg_id", m.MsgId, "tries", int(m.ReconsumeTimes)+1)
@@ -202,7 +214,7 @@ type sendBacker interface {
 // with the broker's back-off, or to the dead-letter queue when dlq is set.
 // It tries twice: a message that cannot be handed back is redelivered by
 // the client with its whole callback.
-func (c *Consumer) sendBack(ctx context.Context, s *subscription, m *primitive.MessageExt, dlq bool) error {
+func (c *Consumer) sendBack(ctx context.Context, s *subscription, m *primitive.MessageExt, dlq bool, deferred int) error {
 	if c.backer == nil {
 		return errors.New("no broker connection")
 	}
@@ -212,7 +224,7 @@ func (c *Consumer) sendBack(ctx context.Context, s *subscription, m *primitive.M
 		CommitLog:         m.CommitLogOffset,
 		OriginMsgID:       m.MsgId,
 		OriginTopic:       m.Topic,
-		MaxReconsumeTimes: s.maxRetries,
+		MaxReconsumeTimes: s.maxRetries + deferred,
 	}
 	if m.Queue != nil {
 		sb.BrokerName = m.Queue.BrokerName

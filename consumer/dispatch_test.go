@@ -584,3 +584,54 @@ func TestBatchHandlerRunsThroughMiddlewarePerMessage(t *testing.T) {
 		t.Fatalf("handed back %+v, want b only", back)
 	}
 }
+
+func retryExt(id string, reconsume int32) *primitive.MessageExt {
+	m := ext(id, reconsume)
+	m.Queue = &primitive.MessageQueue{Topic: "%RETRY%g", BrokerName: "b", QueueId: 0}
+	return m
+}
+
+// A redelivery whose subscription has no free worker and a pool's worth
+// waiting is handed back with a delay instead of being held, and that
+// deferral does not count as one of its tries.
+func TestRedeliveryOfASaturatedSubscriptionIsDeferredNotHeld(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{}, 10)
+	c := running(t, func(_ context.Context, m *Message) error {
+		if m.ID == "later" {
+			return errors.New("fails after its deferral")
+		}
+		entered <- struct{}{}
+		<-release
+		return nil
+	}, nil, WithPoolSize(1), WithSubscriptionMaxRetries(2))
+	ctx, _ := concurrentCtx()
+	var held sync.WaitGroup
+	for _, id := range []string{"running", "waiting"} {
+		held.Go(func() { _, _ = c.consume(ctx, retryExt(id, 1)) })
+	}
+	<-entered
+	waitFor(t, "the second redelivery to wait for the worker", func() bool { return c.Stats()[0].Pool.Waiting == 1 })
+	if r, _ := c.consume(ctx, retryExt("later", 1)); r != rmq.ConsumeSuccess {
+		t.Fatalf("deferred redelivery: %v, want ConsumeSuccess at once", r)
+	}
+	back := broker(c).handedBack()
+	if len(back) != 1 || back[0].OriginMsgID != "later" || back[0].DelayLevel != deferLevel || back[0].MaxReconsumeTimes <= 1 {
+		t.Fatalf("handed back %+v; want later, delay level %d, never dead-lettered", back, deferLevel)
+	}
+	if st := c.Stats()[0]; st.Deferred != 1 {
+		t.Fatalf("Deferred = %d, want 1", st.Deferred)
+	}
+	close(release)
+	held.Wait()
+	// It comes back with one more reconsume; failing then, the deferral
+	// does not count: 2 - 1 < 2 retries, so it goes to the retry topic,
+	// with its budget raised by one.
+	if r, _ := c.consume(ctx, retryExt("later", 2)); r != rmq.ConsumeSuccess {
+		t.Fatalf("consume = %v", r)
+	}
+	back = broker(c).handedBack()
+	if last := back[len(back)-1]; last.DelayLevel != 0 || last.MaxReconsumeTimes != 3 {
+		t.Fatalf("hand-back after the deferral = %+v; want a retry (delay 0) with budget 2 + 1", last)
+	}
+}

@@ -188,6 +188,7 @@ type subscription struct {
 	abandoned atomic.Uint64
 	dlq       atomic.Uint64
 	overran   atomic.Uint64
+	deferred  atomic.Uint64
 }
 
 // SubscriptionStats is a snapshot of one subscription's counters.
@@ -204,6 +205,11 @@ type SubscriptionStats struct {
 	// timeout: rmqkit stopped waiting and handed their messages back for
 	// redelivery (counted in Failed too) while they kept running.
 	Overran uint64
+	// Deferred counts redeliveries handed back to the broker with a delay,
+	// untried, because the subscription had no free worker and a pool's
+	// worth waiting: its stuck retries never hold back another
+	// subscription's in the group's shared retry queue.
+	Deferred uint64
 }
 
 func (s *subscription) stats() SubscriptionStats {
@@ -217,5 +223,6 @@ func (s *subscription) stats() SubscriptionStats {
 		Abandoned:    s.abandoned.Load(),
 		DeadLettered: s.dlq.Load(),
 		Overran:      s.overran.Load(),
+		Deferred:     s.deferred.Load(),
 	}
 }
