@@ -19,20 +19,24 @@ test:
 
 check: vet unit integration
 
+# The examples are a module of their own (examples/go.mod); go.work lets one
+# command cover both.
+PKGS := ./... ./examples/...
+
 vet:
-	$(GO) vet ./...
-	$(GO) vet -tags integration ./...
+	$(GO) vet $(PKGS)
+	$(GO) vet -tags integration $(PKGS)
 
 # Unit tests and fuzz seed corpora, with the race detector.
 unit:
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 $(PKGS)
 
 # Tests against the real brokers. They run without -race: rocketmq-client-go
 # itself has data races (Shutdown, orderly takeMessages, cleanExpiredMsg) that
 # the detector reports in every test that starts a client; rmqkit's own
 # concurrency is race-tested in `unit` with the client faked.
 integration:
-	$(GO) test -tags integration -count=1 -parallel $(PARALLEL) -timeout 14m ./...
+	$(GO) test -tags integration -count=1 -parallel $(PARALLEL) -timeout 14m $(PKGS)
 
 ## demo: start a cluster and run examples/quickstart
 demo:

@@ -44,7 +44,7 @@ func TestExamplesRunAgainstTheRealBroker(t *testing.T) {
 				rmqtest.ClusterB(t)
 			}
 			exe := filepath.Join(bin, tt.name)
-			build := exec.Command("go", "build", "-o", exe, "./examples/"+tt.name)
+			build := exec.Command("go", "build", "-o", exe, "./examples/"+tt.name) // go.work covers the examples module
 			build.Dir = root
 			if out, err := build.CombinedOutput(); err != nil {
 				t.Fatalf("build: %v\n%s", err, out)
