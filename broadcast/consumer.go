@@ -310,21 +310,7 @@ func (c *Consumer) otherClients(ctx context.Context) ([]admin.Connection, error)
 // that accepts writes), counts as alive.
 func stale(ctx context.Context, adm gcAdmin, group string, cn admin.Connection) bool {
 	_, err := adm.ConsumerRunningInfo(ctx, group, cn.ClientID)
-	var re *admin.ResponseError
-	if !errors.As(err, &re) {
-		return false
-	}
-	// Remarks that prove the client gone.
-	for _, gone := range [...]string{
-		"RemotingSendRequestException",         // broker: the connection is closed
-		"Can't find specified client instance", // rocketmq-client-go after Shutdown
-		"not exist in this consumer",           // Java client without that group
-	} {
-		if strings.Contains(re.Remark, gone) {
-			return true
-		}
-	}
-	return false
+	return admin.Gone(err)
 }
 
 func (c *Consumer) inUse(other admin.Connection) error {

@@ -218,17 +218,8 @@ func (c *Consumer) sendBack(ctx context.Context, s *subscription, m *primitive.M
 	if c.backer == nil {
 		return errors.New("no broker connection")
 	}
-	sb := admin.SendBack{
-		Group:             c.brokerGroup(),
-		StoreHost:         m.StoreHost,
-		CommitLog:         m.CommitLogOffset,
-		OriginMsgID:       m.MsgId,
-		OriginTopic:       m.Topic,
-		MaxReconsumeTimes: s.maxRetries + deferred,
-	}
-	if m.Queue != nil {
-		sb.BrokerName = m.Queue.BrokerName
-	}
+	sb := c.sendBackOf(m)
+	sb.MaxReconsumeTimes = s.maxRetries + deferred
 	if dlq {
 		sb.DelayLevel = -1
 	}
@@ -239,6 +230,21 @@ func (c *Consumer) sendBack(ctx context.Context, s *subscription, m *primitive.M
 		}
 	}
 	return err
+}
+
+// sendBackOf describes m for a hand-back to the broker that holds it.
+func (c *Consumer) sendBackOf(m *primitive.MessageExt) admin.SendBack {
+	sb := admin.SendBack{
+		Group:       c.brokerGroup(),
+		StoreHost:   m.StoreHost,
+		CommitLog:   m.CommitLogOffset,
+		OriginMsgID: m.MsgId,
+		OriginTopic: m.Topic,
+	}
+	if m.Queue != nil {
+		sb.BrokerName = m.Queue.BrokerName
+	}
+	return sb
 }
 
 // delivery carries one hand-over to a pool worker; a single allocation

@@ -6,8 +6,6 @@ import (
 	"sync"
 
 	"github.com/apache/rocketmq-client-go/v2/primitive"
-
-	"github.com/rmqkit/rmqkit/internal/admin"
 )
 
 // All subscriptions of a group share its retry queue (%RETRY%group), and
@@ -77,19 +75,9 @@ func (c *Consumer) deferIfSaturated(ctx context.Context, s *subscription, m *pri
 	if !fromRetryTopic(m) || !s.saturated() || c.backer == nil {
 		return false
 	}
-	sb := admin.SendBack{
-		Group:       c.brokerGroup(),
-		StoreHost:   m.StoreHost,
-		CommitLog:   m.CommitLogOffset,
-		OriginMsgID: m.MsgId,
-		OriginTopic: m.Topic,
-		DelayLevel:  deferLevel,
-		// Never the dead-letter queue: a deferral is not a try.
-		MaxReconsumeTimes: int(m.ReconsumeTimes) + 2,
-	}
-	if m.Queue != nil {
-		sb.BrokerName = m.Queue.BrokerName
-	}
+	sb := c.sendBackOf(m)
+	sb.DelayLevel = deferLevel
+	sb.MaxReconsumeTimes = int(m.ReconsumeTimes) + 2 // never the dead-letter queue: a deferral is not a try
 	if err := c.backer.SendMessageBack(ctx, sb); err != nil {
 		return false // hold it as usual
 	}

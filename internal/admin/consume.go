@@ -135,6 +135,12 @@ func (c *Client) brokerAddr(ctx context.Context, name string) (string, error) {
 // counts as alive.
 func (c *Client) ClientGone(ctx context.Context, group, clientID string) bool {
 	_, err := c.ConsumerRunningInfo(ctx, group, clientID)
+	return Gone(err)
+}
+
+// Gone reports whether err, from ConsumerRunningInfo, proves the client
+// gone (see ClientGone).
+func Gone(err error) bool {
 	var re *ResponseError
 	if !errors.As(err, &re) {
 		return false
