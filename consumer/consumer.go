@@ -219,6 +219,9 @@ func (c *Consumer) Subscribe(topic string, sel Selector, h Handler, opts ...Subs
 	if h != nil {
 		s.handler = chain(h, c.cfg.middleware)
 	}
+	if err := c.initAdaptive(s, sc); err != nil {
+		return err
+	}
 	if s.pool == nil {
 		p, err := pool.New(topic, sc.poolSize)
 		if err != nil {
@@ -314,6 +317,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 		c.bg.Go(func() { c.handover.run(c.renewDone) })
 	}
 	c.glim.start(c)
+	c.startAdaptive()
 	c.cfg.logger.Info("rmqkit consumer started", "group", c.group, "subscriptions", c.topicsLocked(), "instance", c.cfg.instance)
 	return nil
 }
@@ -601,6 +605,7 @@ func (c *Consumer) SetPoolSize(topic string, n int) error {
 	if err := checkPoolSize(n); err != nil {
 		return fmt.Errorf("topic %q: %w", topic, err)
 	}
+	s.pinAdaptive(c.cfg.logger, c.group)
 	old := s.pool.Cap()
 	if err := s.pool.Resize(n); err != nil {
 		return fmt.Errorf("topic %q: %w", topic, err)

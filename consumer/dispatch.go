@@ -343,6 +343,9 @@ func (d *delivery) run(context.Context) error {
 	default:
 		err = d.s.handler(ctx, &d.msg)
 	}
+	if a := d.s.adaptive; a != nil {
+		a.observe(time.Since(d.startedAt()), err)
+	}
 	if err != nil && c.handlerCtx.Err() != nil {
 		// Hard stop: the handler was cut short; its message is redelivered
 		// after the restart rather than sent to the retry topic.

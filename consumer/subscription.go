@@ -99,6 +99,7 @@ type subConfig struct {
 	batchSize  int
 	suspend    time.Duration
 	rate       throttle.Limit
+	adaptive   *Adaptive // WithAdaptivePool (adaptive.go)
 }
 
 // WithPoolSize sets the size of the subscription's own pool. The default is
@@ -181,6 +182,7 @@ type subscription struct {
 	suspend    time.Duration
 	maxRetries int
 	limiter    *throttle.Limiter
+	adaptive   *adaptiveSizer // nil unless WithAdaptivePool (adaptive.go)
 
 	received  atomic.Uint64
 	succeeded atomic.Uint64
@@ -210,6 +212,8 @@ type SubscriptionStats struct {
 	// worth waiting: its stuck retries never hold back another
 	// subscription's in the group's shared retry queue.
 	Deferred uint64
+	// Adaptive is the state of adaptive sizing (WithAdaptivePool).
+	Adaptive AdaptiveStats
 }
 
 func (s *subscription) stats() SubscriptionStats {
@@ -224,5 +228,6 @@ func (s *subscription) stats() SubscriptionStats {
 		DeadLettered: s.dlq.Load(),
 		Overran:      s.overran.Load(),
 		Deferred:     s.deferred.Load(),
+		Adaptive:     s.adaptive.snapshot(),
 	}
 }
