@@ -102,6 +102,15 @@ func sameLimit(a, b throttle.Limit) bool {
 	return a.Rate == b.Rate && a.EffectiveBurst() == b.EffectiveBurst()
 }
 
+// describeAdaptive formats adaptive bounds with their defaults, or "off".
+func describeAdaptive(a *consumer.Adaptive) string {
+	if a == nil {
+		return "off"
+	}
+	d := a.WithDefaults()
+	return fmt.Sprintf("{min: %d, max: %d, window: %v}", d.Min, d.Max, d.Window)
+}
+
 func describeGroup(l throttle.Limit, shared bool) string {
 	if shared {
 		return l.String() + " shared by all instances"
@@ -149,6 +158,10 @@ func (d *Document) check(c *consumer.Consumer, cur consumer.Settings) error {
 		}
 		if want.MaxRetries != nil {
 			startOnly("maxRetries", *want.MaxRetries, have.MaxRetries)
+		}
+		if want.AdaptivePool != nil {
+			a := want.AdaptivePool.adaptive()
+			startOnly("adaptivePool", describeAdaptive(&a), describeAdaptive(have.Adaptive))
 		}
 	}
 	return errors.Join(errs...)

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rmqkit/rmqkit/config"
 	"github.com/rmqkit/rmqkit/consumer"
@@ -163,4 +164,35 @@ subscriptions:
 	if changes, err := config.Apply(c, doc); err != nil || len(changes) != 0 {
 		t.Fatalf("Apply to the consumer built from it = %v, %v", changes, err)
 	}
+}
+
+func TestAdaptivePoolKeyBuildsAnAdaptiveSubscriptionAndIsStartOnly(t *testing.T) {
+	doc := mustParse(t, `group: orders
+subscriptions:
+  created: {adaptivePool: {min: 3, max: 40, window: 500ms}}
+`)
+	opts, subOpts := config.Options(doc)
+	c, err := consumer.New(doc.Group, append([]consumer.Option{consumer.WithNameServer("127.0.0.1:1"), consumer.WithLogger(slog.New(slog.DiscardHandler))}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	if err := c.Subscribe("created", consumer.All, noop, subOpts["created"]...); err != nil {
+		t.Fatal(err)
+	}
+	got := c.Settings().Subscriptions[0].Adaptive
+	if got == nil || *got != (consumer.Adaptive{Min: 3, Max: 40, Window: 500 * time.Millisecond}) {
+		t.Fatalf("Settings().Adaptive = %+v", got)
+	}
+	if changes, err := config.Apply(c, doc); err != nil || len(changes) != 0 {
+		t.Fatalf("Apply to the consumer built from it = %v, %v", changes, err)
+	}
+	other := mustParse(t, "group: orders\nsubscriptions:\n  created: {adaptivePool: {min: 3, max: 50, window: 500ms}}\n")
+	_, err = config.Apply(c, other)
+	requireRejected(t, err, []string{"subscriptions.created.adaptivePool", "start-only", "max: 40"})
+
+	// A subscription without adaptive sizing cannot be made adaptive live.
+	plain := newConsumer(t, nil)
+	_, err = config.Apply(plain, mustParse(t, "group: orders\nsubscriptions:\n  created: {adaptivePool: {}}\n"))
+	requireRejected(t, err, []string{"subscriptions.created.adaptivePool", "start-only", "off"})
 }

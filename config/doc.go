@@ -7,6 +7,7 @@
 //	groupLimit: {rate: 2000, burst: 200, shared: true}   # shared: a quota for all instances
 //	subscriptions:
 //	  orders-created: {poolSize: 16, rate: 200, burst: 20, maxRetries: 16}
+//	  orders-paid: {adaptivePool: {min: 2, max: 64, window: 1s}}   # consumer.WithAdaptivePool
 //
 // Options turns a document into consumer options when the consumer is
 // built. Watch applies the file to a consumer and re-applies it whenever the
@@ -33,6 +34,8 @@
 // likewise go together, and burst without rate is an error.
 //
 // Keys that the consumer fixes at Subscribe (orderly, batchSize,
-// maxRetries) are start-only: a document whose value differs from the
-// consumer's is rejected, saying so. Everything else applies live.
+// maxRetries, adaptivePool) are start-only: a document whose value differs
+// from the consumer's is rejected, saying so. Everything else applies live.
+// poolSize and adaptivePool are exclusive in one subscription; a poolSize
+// applied to an adaptive subscription pins its size (consumer.SetPoolSize).
 package config

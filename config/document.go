@@ -7,11 +7,14 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/rmqkit/rmqkit/consumer"
 	"github.com/rmqkit/rmqkit/internal/yamlstrict"
 	"github.com/rmqkit/rmqkit/pool"
+	"github.com/rmqkit/rmqkit/pool/adaptive"
 	"github.com/rmqkit/rmqkit/throttle"
 )
 
@@ -68,6 +71,32 @@ type Subscription struct {
 	BatchSize  *int     `yaml:"batchSize"`  // start-only; [1, MaxBatchSize]
 	Orderly    *bool    `yaml:"orderly"`    // start-only
 	MaxRetries *int     `yaml:"maxRetries"` // start-only; [0, MaxMaxRetries]
+	// AdaptivePool sizes the pool by itself (consumer.WithAdaptivePool);
+	// start-only, and exclusive with PoolSize, which would pin the size.
+	AdaptivePool *AdaptivePool `yaml:"adaptivePool"`
+}
+
+// AdaptivePool holds the bounds of adaptive pool sizing: min and max
+// (0: 2 and 200) and the window, a Go duration such as "1s" or "250ms"
+// (empty: one second; at least consumer.MinAdaptiveWindow).
+type AdaptivePool struct {
+	Min    int    `yaml:"min"`
+	Max    int    `yaml:"max"`
+	Window string `yaml:"window"`
+}
+
+// adaptive returns the consumer's form of a; the window must have been
+// validated.
+func (a *AdaptivePool) adaptive() consumer.Adaptive {
+	w, _ := a.window()
+	return consumer.Adaptive{Min: a.Min, Max: a.Max, Window: w}
+}
+
+func (a *AdaptivePool) window() (time.Duration, error) {
+	if a.Window == "" {
+		return 0, nil
+	}
+	return time.ParseDuration(a.Window)
 }
 
 func (l *Limit) limit() throttle.Limit      { return throttle.Limit{Rate: l.Rate, Burst: l.Burst} }
@@ -179,6 +208,7 @@ var (
 	}}
 	subscriptionSchema = &schema{kind: kMap, keys: map[string]*schema{
 		"poolSize": sInt, "rate": sFloat, "burst": sInt, "batchSize": sInt, "orderly": sBool, "maxRetries": sInt,
+		"adaptivePool": {kind: kMap, keys: map[string]*schema{"min": sInt, "max": sInt, "window": sString}},
 	}}
 )
 
@@ -332,8 +362,27 @@ func (d *Document) Validate() error {
 		if s.MaxRetries != nil && (*s.MaxRetries < 0 || *s.MaxRetries > MaxMaxRetries) {
 			fail(p+".maxRetries", "%d is outside [0, %d]", *s.MaxRetries, MaxMaxRetries)
 		}
+		if a := s.AdaptivePool; a != nil {
+			checkAdaptive(fail, p+".adaptivePool", a)
+			if s.PoolSize != nil {
+				fail(p+".poolSize", "set with adaptivePool: a pool size pins an adaptive pool (adaptive sizing off); set one of them")
+			}
+		}
 	}
 	return errors.Join(errs...)
+}
+
+func checkAdaptive(fail func(field, format string, args ...any), path string, a *AdaptivePool) {
+	if err := (adaptive.Config{Min: a.Min, Max: a.Max}).Validate(pool.MaxSize); err != nil {
+		fail(path, "%v", err)
+	}
+	w, err := a.window()
+	switch {
+	case err != nil:
+		fail(path+".window", "%q is not a duration (e.g. 1s, 250ms)", a.Window)
+	case a.Window != "" && w < consumer.MinAdaptiveWindow:
+		fail(path+".window", "%v is below %v", w, consumer.MinAdaptiveWindow)
+	}
 }
 
 func checkLimit(fail func(field, format string, args ...any), path string, l throttle.Limit) {

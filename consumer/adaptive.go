@@ -29,7 +29,8 @@ type Adaptive struct {
 // MinAdaptiveWindow is the shortest Adaptive.Window.
 const MinAdaptiveWindow = 100 * time.Millisecond
 
-func (a Adaptive) withDefaults() Adaptive {
+// WithDefaults returns a with its zero fields replaced by the defaults.
+func (a Adaptive) WithDefaults() Adaptive {
 	c := adaptive.Config{Min: a.Min, Max: a.Max}.WithDefaults()
 	a.Min, a.Max = c.Min, c.Max
 	if a.Window == 0 {
@@ -105,7 +106,7 @@ type adaptiveSizer struct {
 }
 
 func newAdaptiveSizer(a Adaptive) *adaptiveSizer {
-	a = a.withDefaults()
+	a = a.WithDefaults()
 	return &adaptiveSizer{cfg: a, stats: AdaptiveStats{Enabled: true, Size: a.Min, Reason: adaptive.ReasonStart.String()}}
 }
 
@@ -150,6 +151,15 @@ func (s *subscription) pinAdaptive(logger *slog.Logger, group string) {
 	if !was {
 		logger.Info("rmqkit adaptive pool pinned by SetPoolSize: adaptive sizing is off until restart", "group", group, "topic", s.topic)
 	}
+}
+
+// settings returns the sizer's bounds (with defaults), or nil.
+func (a *adaptiveSizer) settings() *Adaptive {
+	if a == nil {
+		return nil
+	}
+	cfg := a.cfg
+	return &cfg
 }
 
 func (a *adaptiveSizer) snapshot() AdaptiveStats {

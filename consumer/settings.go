@@ -34,6 +34,10 @@ type SubscriptionSettings struct {
 	Orderly    bool           // fixed by Subscribe
 	BatchSize  int            // 1 without WithBatch; fixed by Subscribe
 	MaxRetries int            // fixed by Subscribe
+	// Adaptive holds WithAdaptivePool's bounds, defaults filled in; nil
+	// without it. Fixed by Subscribe (SetPoolSize pins the size but leaves
+	// this set: see SubscriptionStats.Adaptive.Pinned).
+	Adaptive *Adaptive
 }
 
 // Settings returns the consumer's current configuration.
@@ -59,6 +63,7 @@ func (c *Consumer) Settings() Settings {
 			Orderly:    s.orderly,
 			BatchSize:  s.batchSize,
 			MaxRetries: s.maxRetries,
+			Adaptive:   s.adaptive.settings(),
 		})
 	}
 	c.mu.Unlock()
