@@ -24,6 +24,10 @@ const (
 	PoolWaitKey = attribute.Key("rmqkit.wait.pool_ms")
 	// PoolNameKey names the worker pool, on the rmqkit.pool.* gauges.
 	PoolNameKey = attribute.Key("rmqkit.pool.name")
+	// AdaptiveReasonKey is the reason of the adaptive controller's last
+	// decision ("grow", "queueing", "throttled", ...), on
+	// rmqkit.pool.adaptive.estimate.
+	AdaptiveReasonKey = attribute.Key("rmqkit.pool.adaptive.reason")
 )
 
 // WaitEventName is the name of the span event that marks when rmqkit

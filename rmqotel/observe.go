@@ -38,6 +38,11 @@ type Observation struct {
 //   - rmqkit.consumer.dead_lettered ({message}, counter): messages sent to
 //     the dead-letter queue since the consumer was created
 //   - rmqkit.consumer.lag ({message}): with WithLagFunc, the group's lag
+//   - rmqkit.pool.adaptive.estimate ({worker}, float): for subscriptions
+//     with consumer.WithAdaptivePool, the controller's estimate of the
+//     concurrency the downstream serves without queueing, with
+//     rmqkit.pool.adaptive.reason (AdaptiveReasonKey) of its last decision;
+//     the size it chose is rmqkit.pool.capacity
 //
 // plus the gauges of WithGauges. Series carry messaging.system,
 // messaging.consumer.group.name and messaging.destination.name, and the pool
@@ -71,7 +76,11 @@ func ObserveConsumer(c *consumer.Consumer, opts ...Option) (stop func() error, e
 		metric.WithDescription("Handlers that ignored their context past the handler timeout; their messages were handed back for redelivery."))
 	errs = append(errs, err)
 	o.overran = overran
-	insts := []metric.Observable{o.capacity, o.running, o.waiting, o.deadLettered, o.overran}
+	estimate, err := m.Float64ObservableGauge("rmqkit.pool.adaptive.estimate", metric.WithUnit("{worker}"),
+		metric.WithDescription("The adaptive pool controller's estimate of the concurrency the downstream serves without queueing."))
+	errs = append(errs, err)
+	o.estimate = estimate
+	insts := []metric.Observable{o.capacity, o.running, o.waiting, o.deadLettered, o.overran, o.estimate}
 	if cfg.lag != nil {
 		o.lagGauge = gauge("rmqkit.consumer.lag", "{message}", "Messages the brokers hold beyond the group's committed offsets.")
 		insts = append(insts, o.lagGauge)
@@ -103,6 +112,7 @@ type observer struct {
 	capacity, running, waiting metric.Int64ObservableGauge
 	deadLettered, overran      metric.Int64ObservableCounter
 	lagGauge                   metric.Int64ObservableGauge
+	estimate                   metric.Float64ObservableGauge
 	extra                      []extraGauge
 }
 
@@ -124,6 +134,9 @@ func (o *observer) observe(ctx context.Context, obs metric.Observer) error {
 		obs.ObserveInt64(o.waiting, int64(s.Pool.Waiting), pool)
 		obs.ObserveInt64(o.deadLettered, int64(s.DeadLettered), o.attrs(topic))
 		obs.ObserveInt64(o.overran, int64(s.Overran), o.attrs(topic))
+		if a := s.Adaptive; a.Enabled && !a.Pinned {
+			obs.ObserveFloat64(o.estimate, a.Estimate, o.attrs(topic, PoolNameKey.String(s.Pool.Name), AdaptiveReasonKey.String(a.Reason)))
+		}
 	}
 	var errs []error
 	for _, g := range o.extra {

@@ -158,3 +158,27 @@ func TestObserveConsumerRejectsBadArguments(t *testing.T) {
 		t.Error("gauge without Observe accepted")
 	}
 }
+
+func TestObserveConsumerReportsTheAdaptiveEstimateAndReason(t *testing.T) {
+	tel := newTelemetry(t)
+	c := idleConsumer(t)
+	if err := c.Subscribe("adaptive", consumer.All, ok, consumer.WithAdaptivePool(consumer.Adaptive{})); err != nil {
+		t.Fatal(err)
+	}
+	stop, err := rmqotel.ObserveConsumer(c, rmqotel.WithMeterProvider(tel.mp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = stop() }()
+	m := tel.metrics(t)["rmqkit.pool.adaptive.estimate"]
+	g, isGauge := m.Data.(metricdata.Gauge[float64])
+	if !isGauge || len(g.DataPoints) != 1 || m.Unit != "{worker}" {
+		t.Fatalf("rmqkit.pool.adaptive.estimate = %+v, want one float gauge point in {worker}", m)
+	}
+	attrs := g.DataPoints[0].Attributes
+	topic, _ := attrs.Value("messaging.destination.name")
+	reason, _ := attrs.Value(rmqotel.AdaptiveReasonKey)
+	if topic.AsString() != "adaptive" || reason.AsString() != "start" {
+		t.Fatalf("point attributes %v: want the adaptive subscription, reason start", attrs.ToSlice())
+	}
+}
