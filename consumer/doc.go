@@ -5,6 +5,10 @@
 // subscriptions. Each subscription has a Handler and, by default, a worker
 // pool of its own (package pool), so a slow or stuck subscription can only
 // exhaust its own workers. Pool sizes change at run time with SetPoolSize.
+// With WithAdaptivePool a subscription sizes its pool by itself: it finds
+// the concurrency at which the handler's downstream gives its full
+// throughput, at the lowest latency that reaches it (package
+// pool/adaptive); SetPoolSize then pins the size.
 //
 // # Delivery
 //

@@ -31,6 +31,7 @@ func TestExamplesRunAgainstTheRealBroker(t *testing.T) {
 	}{
 		{"quickstart", []string{"-n", "5"}, false, "succeeded=5"},
 		{"isolation", []string{"-duration", "12s"}, false, "resizing the slow pool"}, // resizes at 5 s
+		{"adaptive", []string{"-duration", "8s"}, false, "pool"},
 		{"throttle", []string{"-duration", "6", "-config", filepath.Join(root, "examples", "throttle", "rmqkit.yaml")}, false, ""},
 		{"observability", []string{"-duration", "6s", "-metrics-addr", "127.0.0.1:19464"}, false, ""},
 		{"broadcast", []string{"-duration", "6s", "-identity", "example_" + strconv.FormatInt(time.Now().UnixNano(), 36)}, false, ""},
