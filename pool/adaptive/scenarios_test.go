@@ -68,7 +68,17 @@ func TestS1ConvergesNearTheKneeAtFullThroughput(t *testing.T) {
 		if i := firstAtLeast(rs, knee); i > 15 {
 			t.Errorf("seed %d: reached the knee only after %d windows\n%s", seed, i, trace(rs))
 		}
+		t.Logf("seed %d: knee reached at window %d; sizes %s; %.3f of capacity", seed, firstAtLeast(rs, knee), span(steady(rs, 20, len(rs))), meanThroughput(rs[20:])/capacity)
 	}
+}
+
+// span formats the range of sizes of rs.
+func span(rs []record) string {
+	lo, hi := 1<<30, 0
+	for _, r := range rs {
+		lo, hi = min(lo, r.limit), max(hi, r.limit)
+	}
+	return fmt.Sprintf("[%d, %d]", lo, hi)
 }
 
 func firstAtLeast(rs []record, l float64) int {
@@ -93,6 +103,7 @@ func TestS2FollowsACapacityDropWithinTenWindows(t *testing.T) {
 				t.Fatalf("seed %d: window %d ran at %d > 15 after the drop\n%s", seed, i+70, r.limit, trace(rs))
 			}
 		}
+		t.Logf("seed %d: %d before the drop, at most 15 after %d windows; sizes then %s", seed, rs[59].limit, firstAtMost(rs[60:], 15)+1, span(steady(rs, 70, len(rs))))
 	}
 }
 
@@ -107,6 +118,7 @@ func TestS3FollowsACapacityRiseWithinSixtyWindows(t *testing.T) {
 		if i := firstAtLeast(rs[60:], 32); i > 60 {
 			t.Fatalf("seed %d: size below 32 for 60 windows after the rise\n%s", seed, trace(rs))
 		}
+		t.Logf("seed %d: %d before the rise, 32 or more after %d windows; sizes after 60 more %s", seed, rs[59].limit, firstAtLeast(rs[60:], 32)+1, span(steady(rs, 120, len(rs))))
 	}
 }
 
@@ -122,6 +134,15 @@ func TestS4NoUpwardDriftWhenTheLoadIsBelowCapacity(t *testing.T) {
 		t.Fatalf("size drifted: at most %d in minutes 1-10, %d after (knee %v)\n%s", early, late, knee, trace(rs[:200]))
 	}
 	t.Logf("app-limited: size at most %d early, %d late; final %d", early, late, rs[len(rs)-1].limit)
+}
+
+func firstAtMost(rs []record, l int) int {
+	for i, r := range rs {
+		if r.limit <= l {
+			return i
+		}
+	}
+	return len(rs)
 }
 
 func maxLimit(rs []record) int {
@@ -147,6 +168,7 @@ func TestS5ShrinksToTheMinimumUnderConstantLatencyTimeouts(t *testing.T) {
 			t.Fatalf("window %d ran at %d, want the minimum 2\n%s", i+100, r.limit, trace(rs))
 		}
 	}
+	t.Logf("%d before the timeouts; at the minimum after %d windows", rs[39].limit, firstAtMost(rs[40:], 2)+1)
 }
 
 // S6: 10% of calls are 10 times slower: the size stays stable (within 15%
@@ -164,6 +186,7 @@ func TestS6StableWithTenPercentSlowOutliers(t *testing.T) {
 	if float64(hi) > 1.15*mean || float64(lo) < 0.85*mean || mean < knee || mean > 1.5*knee {
 		t.Fatalf("size in [%d, %d], mean %.1f: not stable near the knee %v\n%s", lo, hi, mean, knee, trace(rs))
 	}
+	t.Logf("sizes in [%d, %d], mean %.1f, over %d windows", lo, hi, mean, len(st))
 }
 
 // S7: a downstream whose throughput falls past its knee: the size settles
@@ -182,5 +205,6 @@ func TestS7SettlesNearThePeakOfARetrogradeDownstream(t *testing.T) {
 		if got := meanThroughput(rs[20:]); got < 0.9*peak {
 			t.Fatalf("seed %d: throughput %.0f/s below 0.9 of the peak %.0f/s\n%s", seed, got, peak, trace(rs))
 		}
+		t.Logf("seed %d: sizes %s; %.3f of the peak", seed, span(steady(rs, 20, len(rs))), meanThroughput(rs[20:])/peak)
 	}
 }
