@@ -141,6 +141,9 @@ type State struct {
 	resume  int // probe: the size to go back to
 	windows int // since the last probe
 	atMin   int // windows in a row at Min
+	// slowWindow says the last window asked for a smaller size; a
+	// shrink for queueing needs two such windows in a row.
+	slowWindow bool
 }
 
 // Start returns the state before the first window: slow start from Min,
@@ -163,6 +166,7 @@ func Next(cfg Config, s State, w Window) State {
 	}
 	r := float64(w.Median)
 	if float64(w.Errors) > maxErrorShare*float64(w.Samples) {
+		s.slowWindow = false
 		l := s.Limit
 		if s.phase == phaseProbe {
 			l = s.resume
@@ -176,7 +180,7 @@ func Next(cfg Config, s State, w Window) State {
 	switch s.phase {
 	case phaseProbe:
 		s.Baseline = w.Median
-		s.phase, s.windows = phaseSteady, 0
+		s.phase, s.windows, s.slowWindow = phaseSteady, 0, false
 		return s.set(cfg, s.resume, ReasonProbed)
 	case phaseSlowStart:
 		if s.Baseline == 0 || w.Median < s.Baseline {
@@ -187,6 +191,7 @@ func Next(cfg Config, s State, w Window) State {
 			return s.grow(cfg, int(math.Ceil(1.5*float64(s.Limit))), ReasonSlowStart, saturated, w.Throttled)
 		}
 		s.phase = phaseSteady // queueing seen: the knee is below Limit
+		s.slowWindow = true   // the overshoot of slow start is not noise: correct it at once
 	default:
 		if w.Median < s.Baseline {
 			s.Baseline = w.Median
@@ -211,7 +216,14 @@ func Next(cfg Config, s State, w Window) State {
 	}
 	h := max(1, s.Limit/10)
 	target := int(math.Round(float64(s.Limit)*g)) + h
+	prev := s.slowWindow
+	s.slowWindow = target < s.Limit
 	switch {
+	case target < s.Limit && !prev:
+		// One slow window is not queueing (a pause, a noisy neighbour on
+		// the CPU): shrink when the next one confirms it.
+		s.Reason = ReasonHold
+		return s
 	case target < s.Limit:
 		return s.set(cfg, target, ReasonQueueing)
 	case target == s.Limit:

@@ -18,6 +18,7 @@ func at(t *testing.T, cfg adaptive.Config, l int, b time.Duration) adaptive.Stat
 		s = adaptive.Next(cfg, s, adaptive.Window{Samples: 100, Median: b, Utilization: 1})
 	}
 	s = adaptive.Next(cfg, s, adaptive.Window{Samples: 100, Median: 3 * b / 2, Utilization: 1})
+	s = adaptive.Next(cfg, s, adaptive.Window{Samples: 100, Median: b, Utilization: 0.5}) // a quiet window
 	if s.Baseline != b {
 		t.Fatalf("baseline %v, want %v", s.Baseline, b)
 	}
@@ -30,31 +31,37 @@ func TestNext(t *testing.T) {
 	tests := []struct {
 		name   string
 		w      adaptive.Window
+		times  int // windows like w in a row (0: 1)
 		want   func(l int) bool
 		reason adaptive.Reason
 	}{
 		{"no queueing, saturated: grows by a tenth",
-			adaptive.Window{Samples: 100, Median: b, Utilization: 0.95}, func(l int) bool { return l > 40 && l <= 44 }, adaptive.ReasonGrow},
+			adaptive.Window{Samples: 100, Median: b, Utilization: 0.95}, 1, func(l int) bool { return l > 40 && l <= 44 }, adaptive.ReasonGrow},
 		{"no queueing, not saturated: holds",
-			adaptive.Window{Samples: 100, Median: b, Utilization: 0.5}, func(l int) bool { return l == 40 }, adaptive.ReasonNotSaturated},
+			adaptive.Window{Samples: 100, Median: b, Utilization: 0.5}, 1, func(l int) bool { return l == 40 }, adaptive.ReasonNotSaturated},
 		{"no queueing, saturated but rate-limited: holds",
-			adaptive.Window{Samples: 100, Median: b, Utilization: 1, Throttled: true}, func(l int) bool { return l == 40 }, adaptive.ReasonThrottled},
-		{"median twice the baseline: back to half plus headroom",
-			adaptive.Window{Samples: 100, Median: 2 * b, Utilization: 1}, func(l int) bool { return l >= 20 && l <= 24 }, adaptive.ReasonQueueing},
+			adaptive.Window{Samples: 100, Median: b, Utilization: 1, Throttled: true}, 1, func(l int) bool { return l == 40 }, adaptive.ReasonThrottled},
+		{"one window at twice the baseline: holds (a pause is not queueing)",
+			adaptive.Window{Samples: 100, Median: 2 * b, Utilization: 1}, 1, func(l int) bool { return l == 40 }, adaptive.ReasonHold},
+		{"two windows at twice the baseline: back to half plus headroom",
+			adaptive.Window{Samples: 100, Median: 2 * b, Utilization: 1}, 2, func(l int) bool { return l >= 20 && l <= 24 }, adaptive.ReasonQueueing},
 		{"median twice the baseline while rate-limited: still shrinks",
-			adaptive.Window{Samples: 100, Median: 2 * b, Utilization: 1, Throttled: true}, func(l int) bool { return l < 40 }, adaptive.ReasonQueueing},
+			adaptive.Window{Samples: 100, Median: 2 * b, Utilization: 1, Throttled: true}, 2, func(l int) bool { return l < 40 }, adaptive.ReasonQueueing},
 		{"6% errors: a tenth less",
-			adaptive.Window{Samples: 100, Errors: 6, Median: b, Utilization: 1}, func(l int) bool { return l == 36 }, adaptive.ReasonErrors},
+			adaptive.Window{Samples: 100, Errors: 6, Median: b, Utilization: 1}, 1, func(l int) bool { return l == 36 }, adaptive.ReasonErrors},
 		{"5% errors: not an error window",
-			adaptive.Window{Samples: 100, Errors: 5, Median: b, Utilization: 1}, func(l int) bool { return l > 40 }, adaptive.ReasonGrow},
+			adaptive.Window{Samples: 100, Errors: 5, Median: b, Utilization: 1}, 1, func(l int) bool { return l > 40 }, adaptive.ReasonGrow},
 		{"19 samples: holds",
-			adaptive.Window{Samples: 19, Median: 5 * b, Utilization: 1}, func(l int) bool { return l == 40 }, adaptive.ReasonFewSamples},
+			adaptive.Window{Samples: 19, Median: 5 * b, Utilization: 1}, 1, func(l int) bool { return l == 40 }, adaptive.ReasonFewSamples},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := at(t, cfg, 40, b)
 			s.Limit = 40
-			got := adaptive.Next(cfg, s, tt.w)
+			got := s
+			for range max(tt.times, 1) {
+				got = adaptive.Next(cfg, got, tt.w)
+			}
 			if !tt.want(got.Limit) || got.Reason != tt.reason {
 				t.Fatalf("Next = %d (%s), want %s", got.Limit, got.Reason, tt.reason)
 			}

@@ -29,7 +29,10 @@
 //     builds and L falls back to the knee in one window (Little's law: the
 //     downstream serves L·b/r at once without queueing). The fixed point is
 //     the knee plus at most h: full throughput with at most a tenth more
-//     latency than the knee's.
+//     latency than the knee's. A shrink for queueing needs two windows in a
+//     row that ask for it (one slow window may be a pause, or a neighbour
+//     on the CPU), except right after slow start, whose overshoot is
+//     corrected at once.
 //   - L never grows while the pool is not saturated (the load, not the
 //     downstream, bounds throughput: no upward drift), nor while a rate
 //     limit made tasks wait in the window (the limit, not concurrency,
