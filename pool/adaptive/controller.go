@@ -214,7 +214,7 @@ func Next(cfg Config, s State, w Window) State {
 	} else {
 		s.atMin = 0
 	}
-	h := max(1, s.Limit/10)
+	h := max(2, s.Limit/10)
 	target := int(math.Round(float64(s.Limit)*g)) + h
 	prev := s.slowWindow
 	s.slowWindow = target < s.Limit

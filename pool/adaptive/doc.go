@@ -24,12 +24,14 @@
 //   - start: L grows by half each window while r stays within 10% of b and
 //     the pool is saturated (slow start); the first window with r above that
 //     ends it;
-//   - then L becomes L·b/r + h, with h = max(1, L/10): below the knee r ≈ b
+//   - then L becomes L·b/r + h, with h = max(2, L/10): below the knee r ≈ b
 //     and L grows by h; above it, r grows with the queue the downstream
 //     builds and L falls back to the knee in one window (Little's law: the
 //     downstream serves L·b/r at once without queueing). The fixed point is
-//     the knee plus at most h: full throughput with at most a tenth more
-//     latency than the knee's. A shrink for queueing needs two windows in a
+//     the knee plus at most h: full throughput with at most a tenth (two
+//     workers for small pools) more latency than the knee's; the headroom
+//     also covers the gaps between one handler returning and the next
+//     message reaching its worker. A shrink for queueing needs two windows in a
 //     row that ask for it (one slow window may be a pause, or a neighbour
 //     on the CPU), except right after slow start, whose overshoot is
 //     corrected at once.

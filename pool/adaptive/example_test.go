@@ -23,6 +23,6 @@ func Example() {
 	// 5 slow-start
 	// 8 slow-start
 	// 12 slow-start
-	// 9 queueing
-	// 9 hold
+	// 10 queueing
+	// 10 hold
 }
