@@ -203,3 +203,12 @@ func BenchmarkAdaptiveObserve(b *testing.B) {
 		}
 	})
 }
+
+// Sampling a handler's run time costs no allocation: it is on the hot path.
+func TestAdaptiveObserveDoesNotAllocate(t *testing.T) {
+	a := newAdaptiveSizer(Adaptive{})
+	err := errors.New("x")
+	if n := testing.AllocsPerRun(1000, func() { a.observe(5*time.Millisecond, err) }); n != 0 {
+		t.Fatalf("observe allocates %v times per call", n)
+	}
+}
