@@ -242,7 +242,7 @@ func BenchmarkAdaptive(b *testing.B) {
 		// knee; half the knee measured half the throughput.
 		{"knee=64", 64, false, []int{64, 96}},
 		{"knee=8", 8, false, []int{8, 12}},
-		{"knee=8/http", 8, true, []int{8}},
+		{"knee=8/http", 8, true, []int{8, 12}},
 	} {
 		b.Run(v.name, func(b *testing.B) {
 			capacity := float64(v.knee) / base.Seconds()

@@ -104,9 +104,10 @@ const (
 	ReasonFewSamples                 // kept the size: fewer than MinSamples tasks
 	ReasonNotSaturated               // kept the size: the load, not the pool, is the bound
 	ReasonThrottled                  // kept the size: a rate limit is the bound
+	ReasonRecover                    // grew by half back toward the size before a shrink: no queueing seen
 )
 
-var reasonNames = [...]string{"start", "slow-start", "grow", "hold", "queueing", "errors", "probe", "probed", "floor-reset", "few-samples", "not-saturated", "throttled"}
+var reasonNames = [...]string{"start", "slow-start", "grow", "hold", "queueing", "errors", "probe", "probed", "floor-reset", "few-samples", "not-saturated", "throttled", "recover"}
 
 // String returns the reason's name, as logs and metrics show it.
 func (r Reason) String() string {
@@ -144,6 +145,10 @@ type State struct {
 	// slowWindow says the last window asked for a smaller size; a
 	// shrink for queueing needs two such windows in a row.
 	slowWindow bool
+	// ceiling is the size before the last shrink for queueing: while
+	// below it and no queueing shows, the size grows back by half per
+	// window (the shrink was a pause); 0 once reached or disproved.
+	ceiling int
 }
 
 // Start returns the state before the first window: slow start from Min,
@@ -166,7 +171,7 @@ func Next(cfg Config, s State, w Window) State {
 	}
 	r := float64(w.Median)
 	if float64(w.Errors) > maxErrorShare*float64(w.Samples) {
-		s.slowWindow = false
+		s.slowWindow, s.ceiling = false, 0
 		l := s.Limit
 		if s.phase == phaseProbe {
 			l = s.resume
@@ -176,6 +181,7 @@ func Next(cfg Config, s State, w Window) State {
 	}
 	saturated := w.Utilization >= Saturated
 	s.windows++
+	exiting := false // slow start ends with this window
 
 	switch s.phase {
 	case phaseProbe:
@@ -192,6 +198,7 @@ func Next(cfg Config, s State, w Window) State {
 		}
 		s.phase = phaseSteady // queueing seen: the knee is below Limit
 		s.slowWindow = true   // the overshoot of slow start is not noise: correct it at once
+		exiting = true
 	default:
 		if w.Median < s.Baseline {
 			s.Baseline = w.Median
@@ -216,7 +223,10 @@ func Next(cfg Config, s State, w Window) State {
 	}
 	h := max(2, s.Limit/10)
 	target := int(math.Round(float64(s.Limit)*g)) + h
-	prev := s.slowWindow
+	// A recovery step that meets queueing was wrong: undo it at once and
+	// forget the ceiling.
+	afterRecover := s.Reason == ReasonRecover
+	prev := s.slowWindow || afterRecover
 	s.slowWindow = target < s.Limit
 	switch {
 	case target < s.Limit && !prev:
@@ -225,11 +235,22 @@ func Next(cfg Config, s State, w Window) State {
 		s.Reason = ReasonHold
 		return s
 	case target < s.Limit:
+		switch {
+		case exiting || afterRecover:
+			s.ceiling = 0
+		case s.Reason == ReasonHold || s.Reason == ReasonGrow || s.Reason == ReasonProbed:
+			// Shrinking from a settled size: remember it.
+			s.ceiling = max(s.ceiling, s.Limit)
+		}
 		return s.set(cfg, target, ReasonQueueing)
 	case target == s.Limit:
 		return s.set(cfg, target, ReasonHold)
 	}
-	return s.grow(cfg, target, ReasonGrow, saturated, w.Throttled)
+	if s.ceiling <= s.Limit+h || r > slowStartRise*float64(s.Baseline) {
+		s.ceiling = 0
+		return s.grow(cfg, target, ReasonGrow, saturated, w.Throttled)
+	}
+	return s.grow(cfg, max(target, min(s.ceiling, int(math.Ceil(1.5*float64(s.Limit))))), ReasonRecover, saturated, w.Throttled)
 }
 
 // grow moves to target (above Limit) unless the pool is not what bounds

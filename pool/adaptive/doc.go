@@ -34,7 +34,10 @@
 //     message reaching its worker. A shrink for queueing needs two windows in a
 //     row that ask for it (one slow window may be a pause, or a neighbour
 //     on the CPU), except right after slow start, whose overshoot is
-//     corrected at once.
+//     corrected at once. After a shrink from a settled size, while no
+//     queueing shows, L grows back by half per window toward that size (a
+//     pause should not cost minutes of additive growth); one recovery step
+//     that meets queueing is undone at once and the old size forgotten.
 //   - L never grows while the pool is not saturated (the load, not the
 //     downstream, bounds throughput: no upward drift), nor while a rate
 //     limit made tasks wait in the window (the limit, not concurrency,

@@ -208,3 +208,46 @@ func TestS7SettlesNearThePeakOfARetrogradeDownstream(t *testing.T) {
 		t.Logf("seed %d: sizes %s; %.3f of the peak", seed, span(steady(rs, 20, len(rs))), meanThroughput(rs[20:])/peak)
 	}
 }
+
+// A pause of two windows (every call three times slower, as when the
+// consumer's process is starved of CPU) shrinks the pool, which grows back
+// to where it was within 5 windows instead of a tenth per window.
+func TestAfterAPauseTheSizeComesBackQuickly(t *testing.T) {
+	d := base(constant(knee))
+	d.pauseFrom, d.pauseTo, d.pauseFactor = 30*win, 32*win, 3
+	rs := simulate(scenario{down: d, window: win, windows: 60, seed: 9})
+	before := rs[29].limit
+	if rs[33].limit > before*2/3 {
+		t.Fatalf("the pause did not shrink the pool (%d -> %d): the scenario tests nothing\n%s", before, rs[33].limit, trace(rs))
+	}
+	back := firstAtLeast(rs[33:], float64(before)*0.9)
+	if back > 5 {
+		t.Fatalf("size %d before the pause, below 0.9 of it for %d windows after\n%s", before, back, trace(rs[25:50]))
+	}
+	t.Logf("size %d before the pause, %d after it, back to 0.9 of it in %d windows", before, rs[33].limit, back)
+}
+
+// A capacity drop to 30 (a shrink the recovery tries to undo once) does
+// not make the size oscillate between the old and the new knee.
+func TestRecoveryAfterARealDropDoesNotOscillate(t *testing.T) {
+	for seed := uint64(1); seed <= 5; seed++ {
+		rs := simulate(scenario{down: base(step(40, 30, 40*win)), window: win, windows: 120, seed: seed})
+		recovers := 0
+		for _, r := range rs[40:] {
+			if r.reason == adaptive.ReasonRecover {
+				recovers++
+			}
+		}
+		st := steady(rs, 50, len(rs))
+		above := 0
+		for _, r := range st {
+			if r.limit > 40 {
+				above++
+			}
+		}
+		// One recovery step may try the old size once.
+		if recovers > 1 || above > 1 {
+			t.Fatalf("seed %d: %d recovery steps, %d windows above 40, sizes %s after the drop to 30\n%s", seed, recovers, above, span(st), trace(rs[38:80]))
+		}
+	}
+}

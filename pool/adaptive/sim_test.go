@@ -22,6 +22,10 @@ type downstream struct {
 	retro     bool
 	timeoutAt time.Duration // from then on every call fails after timeout
 	timeout   time.Duration
+	// pause makes every call pauseFactor times slower in [pauseFrom,
+	// pauseTo): the consumer's process starved of CPU, say.
+	pauseFrom, pauseTo time.Duration
+	pauseFactor        float64
 }
 
 func (d downstream) call(now time.Duration, inflight int, rng *rand.Rand) (time.Duration, bool) {
@@ -34,6 +38,9 @@ func (d downstream) call(now time.Duration, inflight int, rng *rand.Rand) (time.
 		f *= f
 	}
 	noise := math.Exp(d.sigma * rng.NormFloat64())
+	if now >= d.pauseFrom && now < d.pauseTo {
+		noise *= d.pauseFactor
+	}
 	if d.outliers > 0 && rng.Float64() < d.outliers {
 		noise *= 10
 	}
