@@ -112,8 +112,27 @@ func (p *Pool) DoWithin(ctx context.Context, task Task, hold time.Duration, quit
 // so a changed limit is in force at once, whatever waits for a worker.
 // Tasks waiting at their gate count in Stats.Gated, not Running.
 func (p *Pool) DoGated(ctx context.Context, gate func(context.Context) error, task Task, hold time.Duration, quit <-chan struct{}) error {
-	if err := p.acquire(ctx); err != nil {
+	st, err := p.Start(ctx, gate, task)
+	if err != nil {
 		return err
+	}
+	return st.Wait(hold, quit)
+}
+
+// Started is a task that Start started; its result comes from Wait.
+type Started struct {
+	j  *job
+	at time.Time
+}
+
+// Start is the first half of DoGated: it reserves a worker (waiting for
+// one until ctx ends), passes gate on it, and starts task without waiting
+// for it. Every Started must be waited for, exactly once, with Wait. A
+// caller with several tasks starts them all, then waits for each, so that
+// they run at once on the pool's workers.
+func (p *Pool) Start(ctx context.Context, gate func(context.Context) error, task Task) (Started, error) {
+	if err := p.acquire(ctx); err != nil {
+		return Started{}, err
 	}
 	if gate != nil {
 		p.gated.Add(1)
@@ -121,30 +140,42 @@ func (p *Pool) DoGated(ctx context.Context, gate func(context.Context) error, ta
 		p.gated.Add(-1)
 		if err != nil {
 			p.release()
-			return err
+			return Started{}, err
 		}
 	}
 	j := p.jobs.Get().(*job)
 	j.ctx, j.task, j.pool = ctx, task, p
 	j.state.Store(jobRunning)
+	at := time.Now()
 	if err := p.workers.Submit(j.runFn); err != nil {
 		j.ctx, j.task = nil, nil
 		p.jobs.Put(j)
 		p.release()
-		return fmt.Errorf("pool %q: %w", p.name, err)
+		return Started{}, fmt.Errorf("pool %q: %w", p.name, err)
 	}
+	return Started{j: j, at: at}, nil
+}
+
+// Wait is the second half of DoGated: it returns the task's error, or
+// ErrOverran once hold has passed since the task started (0: no bound) or
+// quit is closed (nil: never); the task then keeps its worker until it
+// returns.
+func (s Started) Wait(hold time.Duration, quit <-chan struct{}) error {
+	j := s.j
+	p := j.pool
 	var err error
 	if hold <= 0 && quit == nil {
 		err = <-j.done
 	} else {
 		var expired <-chan time.Time
 		if hold > 0 {
+			left := max(hold-time.Since(s.at), time.Nanosecond)
 			// The job's own timer, reused with the job: a timer per call
 			// cost three allocations.
 			if j.timer == nil {
-				j.timer = time.NewTimer(hold)
+				j.timer = time.NewTimer(left)
 			} else {
-				j.timer.Reset(hold)
+				j.timer.Reset(left)
 			}
 			expired = j.timer.C
 		}
@@ -166,7 +197,7 @@ func (p *Pool) DoGated(ctx context.Context, gate func(context.Context) error, ta
 			err = <-j.done
 		}
 	}
-	p.finish(j, err)
+	p.jobs.Put(j)
 	return err
 }
 
@@ -174,13 +205,6 @@ func stopTimer(j *job, hold time.Duration) {
 	if hold > 0 {
 		j.timer.Stop()
 	}
-}
-
-// finish returns a job's worker slot and counts its result.
-func (p *Pool) finish(j *job, err error) {
-	p.jobs.Put(j)
-	p.release()
-	p.count(err)
 }
 
 func (p *Pool) count(err error) {
@@ -350,17 +374,21 @@ const (
 )
 
 func (j *job) run() {
-	ctx, task := j.ctx, j.task
+	ctx, task, p := j.ctx, j.task, j.pool
 	j.ctx, j.task = nil, nil
 	err := safeRun(ctx, task)
+	// The worker frees its slot as the task returns, not when the caller
+	// collects the result: a caller that starts several tasks (Start) may
+	// be waiting for a slot before it waits for any result.
+	p.release()
+	p.count(err)
 	if j.state.CompareAndSwap(jobRunning, jobReturned) {
 		j.done <- err
 		return
 	}
-	// The caller gave up on this task: the worker returns the slot.
-	p := j.pool
+	// The caller gave up on this task: the worker recycles the job.
 	p.overran.Add(-1)
-	p.finish(j, err)
+	p.jobs.Put(j)
 }
 
 // abandon marks the job as no longer awaited; false means the task has

@@ -306,3 +306,43 @@ func TestDoWithinReturnsTheResultOfATaskWithinItsHold(t *testing.T) {
 		t.Fatalf("DoWithin = %v, want boom", err)
 	}
 }
+
+// A caller may start more tasks than the pool has workers before it waits
+// for any: a task's worker is free as soon as the task returns.
+func TestStartMoreTasksThanWorkersBeforeWaiting(t *testing.T) {
+	p, err := pool.New("start", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		var started []pool.Started
+		for range 3 {
+			st, err := p.Start(context.Background(), nil, func(context.Context) error { return nil })
+			if err != nil {
+				done <- err
+				return
+			}
+			started = append(started, st)
+		}
+		for _, st := range started {
+			if err := st.Wait(time.Second, nil); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("starting a second task waited for the first one's caller")
+	}
+	if st := p.Stats(); st.Completed != 3 || st.Running != 0 {
+		t.Fatalf("stats = %+v", st)
+	}
+}
