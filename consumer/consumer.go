@@ -596,7 +596,8 @@ func (c *Consumer) clientName(name string) string {
 // at run time. Running handlers finish; the new size applies to the
 // messages admitted next. An invalid n or unknown topic returns an error and
 // leaves the size as it was. For a shared pool, every subscription using it
-// is affected.
+// is affected. For an adaptive subscription (WithAdaptivePool) it pins the
+// size: adaptive sizing is off from then on until the consumer is restarted.
 func (c *Consumer) SetPoolSize(topic string, n int) error {
 	s, err := c.subscription(topic)
 	if err != nil {
