@@ -174,7 +174,7 @@ const (
 	isoSkip    = 10_000          // the window starts at this message at the earliest (and after what was fetched before the gate opened)
 	isoWarmup  = 2 * time.Second // the least time from Start to the gate's opening
 	isoRounds  = 9               // alternating rounds (alone, beside; beside, alone; ...), medians reported
-	isoHungN   = 1_000           // backlog of each hung neighbour: more than its prefetch share
+	isoHungN   = 1_000           // backlog of each hung neighbour: fetched and held whole unless its prefetch share is smaller (264 in 30-subscriptions on 0d288ac)
 	isoSlowN   = 3_000           // 200 ms handlers, pool 20: 100 msg/s, 30 s of work
 	isoFailN   = 5_000           // panicking and failing neighbours, 200 msg/s each: 25 s of failures
 	isoBadRate = 200             // msg/s cap of the panicking and failing neighbours
