@@ -94,7 +94,9 @@ func TestBroadcastHelperProcess(t *testing.T) {
 			broadcast.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))),
 			broadcast.WithConsumerOptions(
 				consumer.WithDefaultPoolSize(helperPool),
-				consumer.WithPrefetch(helperPrefetch, 16),
+				// At most helperPrefetch in all: the topic's queues on two
+				// masters and a retry queue on each.
+				consumer.WithQueuePrefetch(helperPrefetch/(helperQueues*2+2)),
 			),
 		)
 		if err != nil {

@@ -272,7 +272,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 		c.state = stateFailed
 		return err
 	}
-	client, err := rmq.NewPushConsumer(c.clientOptions()...)
+	client, err := rmq.NewPushConsumer(c.clientOptions(c.countQueues(ctx))...)
 	if err != nil {
 		c.state = stateFailed
 		return fmt.Errorf("consumer %q: create client: %w", c.group, err)
@@ -322,6 +322,30 @@ func (c *Consumer) Start(ctx context.Context) error {
 	return nil
 }
 
+// countQueues counts the queues the consumer may hold: every queue of
+// every subscribed topic, plus the group's retry queue on each broker (the
+// thresholds are fixed when the client is created). A topic whose route
+// cannot be read counts 16 queues.
+// It requires c.mu.
+func (c *Consumer) countQueues(ctx context.Context) int {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	queues, brokers := 0, map[string]bool{}
+	for _, s := range c.subs {
+		r, err := c.adm.TopicRoute(ctx, c.clientName(s.topic))
+		if err != nil {
+			queues += 16
+			continue
+		}
+		for _, q := range r.MessageQueues() {
+			queues++
+			brokers[q.BrokerName] = true
+		}
+	}
+	queues += max(len(brokers), 1)
+	return min(queues, 6553500/c.cfg.queuePrefetch)
+}
+
 // orderlyLocked reports whether the consumer's subscriptions are orderly.
 // It requires c.mu.
 func (c *Consumer) orderlyLocked() bool {
@@ -340,7 +364,7 @@ func (c *Consumer) topicsLocked() []string {
 	return ts
 }
 
-func (c *Consumer) clientOptions() []rmq.Option {
+func (c *Consumer) clientOptions(queues int) []rmq.Option {
 	orderly, maxRetries, batch := false, 0, 1
 	for _, s := range c.subs {
 		orderly = s.orderly
@@ -367,10 +391,14 @@ func (c *Consumer) clientOptions() []rmq.Option {
 		// 120 s has its queue dropped and re-consumed (duplicates). The
 		// prefetch thresholds below are the real back-pressure.
 		rmq.WithConsumeGoroutineNums(100000),
-		rmq.WithPullThresholdForTopic(c.cfg.prefetch),
-		rmq.WithPullThresholdSizeForTopic(c.cfg.prefetchMiB),
-		rmq.WithPullThresholdForQueue(int64(min(c.cfg.prefetch, 1024))),
-		rmq.WithPullThresholdSizeForQueue(min(c.cfg.prefetchMiB, 100)),
+		// The client divides the topic thresholds evenly over every queue
+		// it holds at each rebalance; given per-queue prefetch x all queues,
+		// each queue keeps its own share whatever other topics have
+		// (prefetchThresholds).
+		rmq.WithPullThresholdForTopic(c.cfg.queuePrefetch * queues),
+		rmq.WithPullThresholdSizeForTopic(min(c.cfg.queuePrefetchMiB*queues, 102400)),
+		rmq.WithPullThresholdForQueue(int64(c.cfg.queuePrefetch)),
+		rmq.WithPullThresholdSizeForQueue(c.cfg.queuePrefetchMiB),
 		rmq.WithMaxReconsumeTimes(int32(maxRetries)),
 		rmq.WithConsumeTimeout(c.cfg.consumeTimeout),
 		rmq.WithAutoCommit(true),

@@ -23,7 +23,7 @@
 // # Back-pressure
 //
 // When a subscription's pool is full, its messages wait in the client's
-// prefetch buffer (WithPrefetch) and the client stops pulling once that is
+// prefetch buffer (WithQueuePrefetch) and the client stops pulling once that is
 // full. rmqkit configures the client so that this wait never triggers its
 // 120-second idle-queue drop, and it renews the client's consume-start stamp
 // of every waiting or running message so that the client's ConsumeTimeout

@@ -35,37 +35,37 @@ func StartFromTime(t time.Time) StartPosition {
 }
 
 type config struct {
-	nameServers    []string
-	credentials    *primitive.Credentials
-	namespace      string
-	instance       string
-	logger         *slog.Logger
-	start          StartPosition
-	maxRetries     int
-	prefetch       int
-	prefetchMiB    int
-	poolSize       int
-	handlerTimeout time.Duration
-	consumeTimeout time.Duration
-	middleware     []Middleware
-	clientOptions  []rmq.Option
-	process        *throttle.Limiter
-	groupLimit     throttle.Limit
-	groupQuota     bool
-	quotaRefresh   time.Duration
+	nameServers      []string
+	credentials      *primitive.Credentials
+	namespace        string
+	instance         string
+	logger           *slog.Logger
+	start            StartPosition
+	maxRetries       int
+	queuePrefetch    int
+	queuePrefetchMiB int
+	poolSize         int
+	handlerTimeout   time.Duration
+	consumeTimeout   time.Duration
+	middleware       []Middleware
+	clientOptions    []rmq.Option
+	process          *throttle.Limiter
+	groupLimit       throttle.Limit
+	groupQuota       bool
+	quotaRefresh     time.Duration
 }
 
 func defaultConfig() config {
 	return config{
-		logger:         slog.Default(),
-		start:          StartFromLatest,
-		maxRetries:     16,
-		prefetch:       8192,
-		prefetchMiB:    128,
-		poolSize:       20,
-		consumeTimeout: 15 * time.Minute,
-		handlerTimeout: DefaultHandlerTimeout,
-		quotaRefresh:   5 * time.Second,
+		logger:           slog.Default(),
+		start:            StartFromLatest,
+		maxRetries:       16,
+		queuePrefetch:    256,
+		queuePrefetchMiB: 16,
+		poolSize:         20,
+		consumeTimeout:   15 * time.Minute,
+		handlerTimeout:   DefaultHandlerTimeout,
+		quotaRefresh:     5 * time.Second,
 	}
 }
 
@@ -113,13 +113,22 @@ func WithStartPosition(p StartPosition) Option { return func(c *config) { c.star
 // dead-letter queue at once.
 func WithMaxRetries(n int) Option { return func(c *config) { c.maxRetries = n } }
 
-// WithPrefetch bounds the messages (n) and megabytes (mib) the client
-// buffers ahead of the handlers, across all subscriptions; it is the
-// back-pressure point. The defaults are 8192 messages and 128 MiB.
-// Memory used by a consumer is about this buffer plus what handlers hold.
-func WithPrefetch(n, mib int) Option {
-	return func(c *config) { c.prefetch, c.prefetchMiB = n, mib }
-}
+// WithQueuePrefetch bounds the messages the client buffers ahead of the
+// handlers for each queue it consumes (default 256, eight pull batches). A
+// subscription's share of the prefetch is thus its own queues' worth,
+// whatever other subscriptions have: the client alone would divide one
+// consumer-wide threshold evenly over every queue of every topic, and a
+// consumer of 30 topics left each queue 34 messages, so its busy
+// subscriptions stalled in flow control while stuck ones kept their share
+// (BenchmarkIsolation). Memory is at most this many messages per queue of
+// every subscribed topic (counted at Start), plus what handlers hold; an
+// instance that holds only some of the queues may buffer more per queue,
+// within the same total.
+func WithQueuePrefetch(n int) Option { return func(c *config) { c.queuePrefetch = n } }
+
+// WithQueuePrefetchMiB bounds the size of the messages the client buffers
+// for each queue (default 16 MiB), like WithQueuePrefetch.
+func WithQueuePrefetchMiB(mib int) Option { return func(c *config) { c.queuePrefetchMiB = mib } }
 
 // WithDefaultPoolSize sets the pool size of subscriptions that do not set
 // their own. The default is 20.
@@ -212,11 +221,11 @@ func (c *config) validate() error {
 	if c.maxRetries < 0 || c.maxRetries > maxRetriesLimit {
 		return fmt.Errorf("%w: max retries %d is outside [0, %d]", ErrInvalidOption, c.maxRetries, maxRetriesLimit)
 	}
-	if c.prefetch < 1 || c.prefetch > 65535 {
-		return fmt.Errorf("%w: prefetch messages %d is outside [1, 65535]", ErrInvalidOption, c.prefetch)
+	if c.queuePrefetch < 1 || c.queuePrefetch > 65535 {
+		return fmt.Errorf("%w: queue prefetch %d messages is outside [1, 65535]", ErrInvalidOption, c.queuePrefetch)
 	}
-	if c.prefetchMiB < 1 || c.prefetchMiB > 102400 {
-		return fmt.Errorf("%w: prefetch MiB %d is outside [1, 102400]", ErrInvalidOption, c.prefetchMiB)
+	if c.queuePrefetchMiB < 1 || c.queuePrefetchMiB > 1024 {
+		return fmt.Errorf("%w: queue prefetch %d MiB is outside [1, 1024]", ErrInvalidOption, c.queuePrefetchMiB)
 	}
 	if err := checkPoolSize(c.poolSize); err != nil {
 		return err
