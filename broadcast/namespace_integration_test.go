@@ -133,22 +133,16 @@ func TestNamespacedInstances(t *testing.T) {
 		return slices.Contains(groups, g)
 	}
 	staleNS := ns + "%" + gone.Group()
-	for exists(staleNS) {
-		if time.Since(began) > 45*time.Second {
-			t.Fatalf("%s still there after 45s", staleNS)
-		}
-		time.Sleep(200 * time.Millisecond)
+	if !rmqtest.WaitUntil(45*time.Second-time.Since(began), func() bool { return !exists(staleNS) }) {
+		t.Fatalf("%s still there after 45s", staleNS)
 	}
 	t.Logf("the runner deleted %s after %v", staleNS, time.Since(began).Round(100*time.Millisecond))
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		_, err := adm.TopicRoute(ctx, "%RETRY%"+staleNS)
-		if errors.Is(err, admin.ErrNotFound) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("the retry topic of %s: %v, want it deleted", staleNS, err)
-			break
-		}
+	var routeErr error
+	if !rmqtest.WaitUntil(10*time.Second, func() bool {
+		_, routeErr = adm.TopicRoute(ctx, "%RETRY%"+staleNS)
+		return errors.Is(routeErr, admin.ErrNotFound)
+	}) {
+		t.Errorf("the retry topic of %s: %v, want it deleted", staleNS, routeErr)
 	}
 	rep, err := runner.CollectGarbage(ctx, 3*time.Second)
 	if err != nil {

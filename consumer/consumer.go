@@ -261,7 +261,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 		return fmt.Errorf("%w: no subscriptions (call Subscribe before Start)", ErrInvalidOption)
 	}
 	if c.glim.counter == nil {
-		c.glim.counter = &adminCounter{client: c.adm, self: c.cfg.instance}
+		c.glim.counter = &adminCounter{client: c.adm, self: c.cfg.instance, alive: make(map[string]bool)}
 	}
 	if c.glim.quotaMode() {
 		// Count before the client registers, so that the first messages

@@ -45,6 +45,26 @@ func (tr *tries) get(id string) (calls, successes int) {
 	return tr.calls[id], tr.successes[id]
 }
 
+// every calls fn(0), fn(1), ... every interval from a goroutine of its own
+// until the returned stop is called; stop waits for the last call.
+func every(interval time.Duration, fn func(i int)) (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+				fn(i)
+			}
+		}
+	}()
+	return func() { close(quit); <-done }
+}
+
 // createTopic creates topic on every master of cl (for names NewTopic does
 // not make, such as a namespaced "ns%topic").
 func createTopic(t *testing.T, cl *rmqtest.Cluster, topic string, queues int, ordered bool) {
@@ -354,21 +374,12 @@ func TestStartStopFiftyTimesUnderALiveBacklog(t *testing.T) {
 		idsMu sync.Mutex
 		ids   = p.Produce(topic, "m", 500)
 	)
-	producing, produced := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(produced)
-		for i := 0; ; i++ {
-			select {
-			case <-producing:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-			batch := p.Produce(topic, fmt.Sprintf("live%d-", i), 10)
-			idsMu.Lock()
-			ids = append(ids, batch...)
-			idsMu.Unlock()
-		}
-	}()
+	stopProducing := every(20*time.Millisecond, func(i int) {
+		batch := p.Produce(topic, fmt.Sprintf("live%d-", i), 10)
+		idsMu.Lock()
+		ids = append(ids, batch...)
+		idsMu.Unlock()
+	})
 	got := rmqtest.NewCollector()
 	slow := func(_ context.Context, m *consumer.Message) error {
 		time.Sleep(time.Millisecond) // keep a backlog
@@ -399,8 +410,7 @@ func TestStartStopFiftyTimesUnderALiveBacklog(t *testing.T) {
 			t.Fatalf("stop %d: %v", i, err)
 		}
 	}
-	close(producing)
-	<-produced
+	stopProducing()
 	c := newConsumer(t, cl, group)
 	if err := c.Subscribe(topic, consumer.All, collect(got)); err != nil {
 		t.Fatal(err)
@@ -423,23 +433,13 @@ func TestOrderlyQueuesMoveToANewInstanceWithinARebalance(t *testing.T) {
 	topic := cl.NewTopic(t, rmqtest.Queues(8), rmqtest.Ordered())
 	group := cl.NewGroup(t)
 	p := cl.NewProducer(t)
-	producing, produced := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(produced)
-		for i := 0; ; i++ {
-			select {
-			case <-producing:
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
-			msgs := make([]rmqtest.Msg, 8*len(cl.Brokers)) // one key per queue: round-robin keeps each on its queue
-			for k := range msgs {
-				msgs[k] = rmqtest.Msg{ID: fmt.Sprintf("k%d-%06d", k, i), ShardKey: fmt.Sprintf("k%d", k)}
-			}
-			p.Send(topic, msgs...)
+	defer every(50*time.Millisecond, func(i int) {
+		msgs := make([]rmqtest.Msg, 8*len(cl.Brokers)) // one key per queue: round-robin keeps each on its queue
+		for k := range msgs {
+			msgs[k] = rmqtest.Msg{ID: fmt.Sprintf("k%d-%06d", k, i), ShardKey: fmt.Sprintf("k%d", k)}
 		}
-	}()
-	defer func() { close(producing); <-produced }()
+		p.Send(topic, msgs...)
+	})()
 
 	var (
 		mu     sync.Mutex

@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"strings"
 	"sync"
@@ -165,6 +166,11 @@ func (g *groupLimit) stop() {
 type adminCounter struct {
 	client *admin.Client
 	self   string // this consumer's instance name
+	// alive holds the clients already found alive, asked only once: a
+	// client that stops unregisters, and a client the broker lists though
+	// it is gone was never alive (it stopped before its first heartbeat).
+	// Without it every instance asked every other one on every count.
+	alive map[string]bool
 }
 
 // Instances counts the group's connected clients, plus this instance when
@@ -178,17 +184,21 @@ func (a *adminCounter) Instances(ctx context.Context, group string) (int, error)
 		return 0, err
 	}
 	n, self := 0, false
+	listed := make(map[string]bool, len(conns))
 	for _, cn := range conns {
+		listed[cn.ClientID] = true
 		// rocketmq-client-go's client id is IP@instance[@unit].
 		if strings.HasSuffix(cn.ClientID, "@"+a.self) || strings.Contains(cn.ClientID, "@"+a.self+"@") {
 			self = true
 			n++
 			continue
 		}
-		if !a.client.ClientGone(ctx, group, cn.ClientID) {
+		if a.alive[cn.ClientID] || !a.client.ClientGone(ctx, group, cn.ClientID) {
+			a.alive[cn.ClientID] = true
 			n++
 		}
 	}
+	maps.DeleteFunc(a.alive, func(id string, _ bool) bool { return !listed[id] })
 	if !self {
 		n++
 	}

@@ -63,26 +63,32 @@ type Msg struct {
 func (p *Producer) Send(topic string, msgs ...Msg) {
 	p.t.Helper()
 	for _, m := range msgs {
-		body := m.Body
-		if body == nil {
-			body = []byte(m.ID)
-		}
-		pm := primitive.NewMessage(topic, body)
-		pm.WithProperty(IDProperty, m.ID)
-		pm.WithKeys([]string{m.ID})
-		if m.Tag != "" {
-			pm.WithTag(m.Tag)
-		}
-		if m.ShardKey != "" {
-			pm.WithShardingKey(m.ShardKey)
-		}
-		for k, v := range m.Props {
-			pm.WithProperty(k, v)
-		}
-		if err := p.sendOne(pm); err != nil {
+		if err := p.sendOne(m.message(topic)); err != nil {
 			p.t.Fatalf("send %s to %s: %v", m.ID, topic, err)
 		}
 	}
+}
+
+// message builds the client message of m: the id as IDProperty and key,
+// the body defaulting to the id.
+func (m Msg) message(topic string) *primitive.Message {
+	body := m.Body
+	if body == nil {
+		body = []byte(m.ID)
+	}
+	pm := primitive.NewMessage(topic, body)
+	pm.WithProperty(IDProperty, m.ID)
+	pm.WithKeys([]string{m.ID})
+	if m.Tag != "" {
+		pm.WithTag(m.Tag)
+	}
+	if m.ShardKey != "" {
+		pm.WithShardingKey(m.ShardKey)
+	}
+	for k, v := range m.Props {
+		pm.WithProperty(k, v)
+	}
+	return pm
 }
 
 // SendBatch sends msgs as one batch, synchronously: the broker stores them in
@@ -92,23 +98,7 @@ func (p *Producer) SendBatch(topic string, msgs ...Msg) {
 	p.t.Helper()
 	batch := make([]*primitive.Message, 0, len(msgs))
 	for _, m := range msgs {
-		body := m.Body
-		if body == nil {
-			body = []byte(m.ID)
-		}
-		pm := primitive.NewMessage(topic, body)
-		pm.WithProperty(IDProperty, m.ID)
-		pm.WithKeys([]string{m.ID})
-		if m.Tag != "" {
-			pm.WithTag(m.Tag)
-		}
-		if m.ShardKey != "" {
-			pm.WithShardingKey(m.ShardKey)
-		}
-		for k, v := range m.Props {
-			pm.WithProperty(k, v)
-		}
-		batch = append(batch, pm)
+		batch = append(batch, m.message(topic))
 	}
 	if err := p.sendOne(batch...); err != nil {
 		p.t.Fatalf("send a batch of %d to %s: %v", len(msgs), topic, err)
