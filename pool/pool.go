@@ -31,7 +31,8 @@ type Pool struct {
 	mu      sync.Mutex
 	size    int
 	running int
-	queue   []chan struct{} // FIFO of waiting callers, each woken by a close
+	queue   []chan struct{} // FIFO of waiting callers, each woken by one send
+	waiters sync.Pool       // of chan struct{} with room for one: reused
 	closed  bool
 
 	waiting   atomic.Int64
@@ -63,6 +64,7 @@ func New(name string, size int, opts ...Option) (*Pool, error) {
 		return nil, fmt.Errorf("pool %q: %w", name, err)
 	}
 	p := &Pool{name: name, workers: w, size: size}
+	p.waiters.New = func() any { return make(chan struct{}, 1) }
 	p.jobs.New = func() any {
 		j := &job{done: make(chan error, 1)}
 		j.runFn = j.run // bound once so Submit does not allocate per call
@@ -131,6 +133,27 @@ type Started struct {
 // caller with several tasks starts them all, then waits for each, so that
 // they run at once on the pool's workers.
 func (p *Pool) Start(ctx context.Context, gate func(context.Context) error, task Task) (Started, error) {
+	return p.start(ctx, gate, task, nil)
+}
+
+// Runner is a task that carries its own state and gate. StartRunner takes
+// one where Start takes two funcs, so that a caller starting many tasks
+// does not allocate a closure for each.
+type Runner interface {
+	// Gate is passed once a worker is reserved, before Run; an error
+	// releases the worker and is returned by StartRunner. Return nil for
+	// no gate.
+	Gate(ctx context.Context) error
+	// Run is the task.
+	Run(ctx context.Context) error
+}
+
+// StartRunner is Start for a Runner.
+func (p *Pool) StartRunner(ctx context.Context, r Runner) (Started, error) {
+	return p.start(ctx, r.Gate, nil, r)
+}
+
+func (p *Pool) start(ctx context.Context, gate func(context.Context) error, task Task, r Runner) (Started, error) {
 	if err := p.acquire(ctx); err != nil {
 		return Started{}, err
 	}
@@ -144,11 +167,11 @@ func (p *Pool) Start(ctx context.Context, gate func(context.Context) error, task
 		}
 	}
 	j := p.jobs.Get().(*job)
-	j.ctx, j.task, j.pool = ctx, task, p
+	j.ctx, j.task, j.runner, j.pool = ctx, task, r, p
 	j.state.Store(jobRunning)
 	at := time.Now()
 	if err := p.workers.Submit(j.runFn); err != nil {
-		j.ctx, j.task = nil, nil
+		j.ctx, j.task, j.runner = nil, nil, nil
 		p.jobs.Put(j)
 		p.release()
 		return Started{}, fmt.Errorf("pool %q: %w", p.name, err)
@@ -164,6 +187,14 @@ func (s Started) Wait(hold time.Duration, quit <-chan struct{}) error {
 	j := s.j
 	p := j.pool
 	var err error
+	select {
+	case err = <-j.done:
+		// Already returned: no timer to arm. A caller that started a
+		// batch finds most of its tasks here.
+		p.jobs.Put(j)
+		return err
+	default:
+	}
 	if hold <= 0 && quit == nil {
 		err = <-j.done
 	} else {
@@ -235,7 +266,7 @@ func (p *Pool) acquire(ctx context.Context) error {
 		p.mu.Unlock()
 		return nil
 	}
-	ready := make(chan struct{})
+	ready := p.waiters.Get().(chan struct{})
 	p.queue = append(p.queue, ready)
 	p.mu.Unlock()
 	p.waiting.Add(1)
@@ -243,6 +274,7 @@ func (p *Pool) acquire(ctx context.Context) error {
 
 	select {
 	case <-ready:
+		p.waiters.Put(ready)
 		if p.isClosed() {
 			p.release()
 			return ErrClosed
@@ -254,11 +286,14 @@ func (p *Pool) acquire(ctx context.Context) error {
 			if q == ready {
 				p.queue = append(p.queue[:i], p.queue[i+1:]...)
 				p.mu.Unlock()
+				p.waiters.Put(ready)
 				return ctx.Err()
 			}
 		}
 		p.mu.Unlock()
 		// Woken and cancelled at once: the slot is ours, give it back.
+		<-ready
+		p.waiters.Put(ready)
 		p.release()
 		return ctx.Err()
 	}
@@ -280,7 +315,7 @@ func (p *Pool) release() {
 // wakeLocked hands free slots to waiters in arrival order.
 func (p *Pool) wakeLocked() {
 	for len(p.queue) > 0 && (p.running < p.size || p.closed) {
-		close(p.queue[0])
+		p.queue[0] <- struct{}{} // buffered: never blocks
 		p.queue[0] = nil
 		p.queue = p.queue[1:]
 		p.running++
@@ -356,13 +391,14 @@ func (p *Pool) Close(ctx context.Context) error {
 // job is one task handed to an ants worker. Jobs are recycled through a
 // sync.Pool so that Do does not allocate on the hot path.
 type job struct {
-	ctx   context.Context
-	task  Task
-	pool  *Pool
-	done  chan error
-	runFn func()
-	state atomic.Int32
-	timer *time.Timer // DoWithin's hold, reused (Go 1.23 timers: no stale fires after Stop/Reset)
+	ctx    context.Context
+	task   Task
+	runner Runner // instead of task (StartRunner)
+	pool   *Pool
+	done   chan error
+	runFn  func()
+	state  atomic.Int32
+	timer  *time.Timer // DoWithin's hold, reused (Go 1.23 timers: no stale fires after Stop/Reset)
 }
 
 // Job states: the caller and the worker race to finish; the first to move
@@ -374,8 +410,11 @@ const (
 )
 
 func (j *job) run() {
-	ctx, task, p := j.ctx, j.task, j.pool
-	j.ctx, j.task = nil, nil
+	ctx, task, r, p := j.ctx, j.task, j.runner, j.pool
+	j.ctx, j.task, j.runner = nil, nil, nil
+	if r != nil {
+		task = r.Run
+	}
 	err := safeRun(ctx, task)
 	// The worker frees its slot as the task returns, not when the caller
 	// collects the result: a caller that starts several tasks (Start) may

@@ -3,6 +3,7 @@ package pool_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -344,5 +345,42 @@ func TestStartMoreTasksThanWorkersBeforeWaiting(t *testing.T) {
 	}
 	if st := p.Stats(); st.Completed != 3 || st.Running != 0 {
 		t.Fatalf("stats = %+v", st)
+	}
+}
+
+// runner records its gate and run calls.
+type runner struct {
+	gateErr error
+	calls   []string
+}
+
+func (r *runner) Gate(context.Context) error {
+	r.calls = append(r.calls, "gate")
+	return r.gateErr
+}
+
+func (r *runner) Run(context.Context) error {
+	r.calls = append(r.calls, "run")
+	return nil
+}
+
+// StartRunner passes the runner's gate, then runs it; a gate error frees
+// the worker without running it.
+func TestStartRunnerPassesTheGateThenRuns(t *testing.T) {
+	p := newPool(t, 1)
+	ok := &runner{}
+	st, err := p.StartRunner(context.Background(), ok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Wait(0, nil); err != nil || strings.Join(ok.calls, ",") != "gate,run" {
+		t.Fatalf("Wait = %v, calls %v; want nil, gate,run", err, ok.calls)
+	}
+	shut := &runner{gateErr: errors.New("limit")}
+	if _, err := p.StartRunner(context.Background(), shut); err != shut.gateErr || strings.Join(shut.calls, ",") != "gate" {
+		t.Fatalf("StartRunner = %v, calls %v; want the gate's error, gate only", err, shut.calls)
+	}
+	if st := p.Stats(); st.Running != 0 || st.Completed != 1 {
+		t.Fatalf("stats = %+v; want the worker free, 1 completed", st)
 	}
 }
