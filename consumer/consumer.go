@@ -215,6 +215,7 @@ func (c *Consumer) Subscribe(topic string, sel Selector, h Handler, opts ...Subs
 		suspend:    sc.suspend,
 		maxRetries: maxRetries,
 		limiter:    limiter,
+		intake:     make(chan struct{}, 1),
 	}
 	if h != nil {
 		s.handler = chain(h, c.cfg.middleware)
@@ -370,6 +371,10 @@ func (c *Consumer) clientOptions(queues int) []rmq.Option {
 		orderly = s.orderly
 		maxRetries = max(maxRetries, s.maxRetries)
 		batch = max(batch, s.batchSize)
+	}
+	if !orderly {
+		// Batch intake (intake.go): callbacks of a pull's worth.
+		batch = max(batch, intakeBatch)
 	}
 	if orderly {
 		// rmqkit dead-letters an exhausted orderly message itself, with

@@ -116,6 +116,9 @@ func (c *Consumer) callbackReturned(msgs []*primitive.MessageExt, acked bool) {
 // dead-lettered.
 func (c *Consumer) handleRun(ctx context.Context, s *subscription, exts []*primitive.MessageExt, orderly bool) verdict {
 	s.received.Add(uint64(len(exts)))
+	if !orderly {
+		return c.fanOut(ctx, s, exts) // intake.go
+	}
 	now := time.Now()
 	if s.batch != nil {
 		d := &delivery{c: c, s: s, msgs: make([]*Message, len(exts))}
@@ -132,22 +135,15 @@ func (c *Consumer) handleRun(ctx context.Context, s *subscription, exts []*primi
 		}
 		return c.settleFailures(ctx, s, exts, failedIdx, orderly)
 	}
-	// Without a batch handler, messages of one callback run one by one, in
-	// order: an orderly failure stops the run there.
+	// Orderly messages of one callback run one by one, in order: a failure
+	// stops the run there.
 	for i, e := range exts {
-		if !orderly && e.ReconsumeTimes > 0 && c.deferIfSaturated(ctx, s, e) {
-			continue // retrydefer.go
-		}
 		d := &delivery{c: c, s: s}
 		d.msg.fill(c.group, s.topic, e)
 		d.msg.received = now
 		switch o, _ := d.do(1); o {
 		case abandoned:
 			return releaseParked
-		case handled:
-			if e.ReconsumeTimes > 0 {
-				c.deferred.forget(e.MsgId)
-			}
 		case failed:
 			if v := c.settle(ctx, s, exts[i], orderly); v != acknowledge {
 				return v
@@ -250,18 +246,33 @@ func (c *Consumer) sendBackOf(m *primitive.MessageExt) admin.SendBack {
 // delivery carries one hand-over to a pool worker; a single allocation
 // holds the message and the bound task.
 type delivery struct {
-	c    *Consumer
-	s    *subscription
-	msg  Message
-	msgs []*Message
-	ran  bool
-	err  error
-	hctx handlerContext
+	c     *Consumer
+	s     *subscription
+	msg   Message
+	msgs  []*Message
+	st    pool.Started
+	late  bool // started after Stop began, to finish a callback (intake.go)
+	ran   bool
+	gated bool  // a rate limit is set: Gate passes it
+	err   error // of start, then of wait (intake.go)
+
+	deferredOut bool // handed back untried (retrydefer.go)
+	hctx        handlerContext
 }
 
 // do passes the rate limits, runs the handler on the pool and counts the
 // outcome. For a batch, failedIdx lists the messages a *BatchError named.
 func (d *delivery) do(n int) (o outcome, failedIdx []int) {
+	err := d.start(d.c.admit)
+	if err == nil {
+		err = d.wait()
+	}
+	return d.finish(n, err)
+}
+
+// start reserves a worker (waiting until ctx ends), passes the rate limits
+// and starts the handler without waiting for it.
+func (d *delivery) start(ctx context.Context) (err error) {
 	s, c := d.s, d.c
 	// Rate limits, narrowest first (limits.go), are the pool's gate: they
 	// are passed once a worker is reserved, right before the handler
@@ -269,14 +280,36 @@ func (d *delivery) do(n int) (o outcome, failedIdx []int) {
 	// force at once, whatever already waits for a worker. A message held
 	// there is neither failed nor retried; one still held when Stop begins
 	// is abandoned like one that never got a worker.
-	var gate func(context.Context) error
-	if s.limiter.Limited() || c.glim.lim.Limited() || c.cfg.process.Limited() {
-		gate = d.passLimits
-	} else {
+	d.gated = s.limiter.Limited() || c.glim.lim.Limited() || c.cfg.process.Limited()
+	if !d.gated {
 		now := time.Now()
 		d.setTimes(now, now, time.Time{})
 	}
-	err := s.pool.DoGated(c.admit, gate, d.run, c.cfg.handlerTimeout+holdGrace, c.handlerCtx.Done())
+	d.st, err = s.pool.StartRunner(ctx, d)
+	return err
+}
+
+// Gate is the pool's gate (pool.Runner): the rate limits when one is set.
+func (d *delivery) Gate(ctx context.Context) error {
+	if !d.gated {
+		return nil
+	}
+	return d.passLimits(ctx)
+}
+
+// Run is the task (pool.Runner).
+func (d *delivery) Run(ctx context.Context) error { return d.run(ctx) }
+
+// wait returns the started handler's error, or pool.ErrOverran once it has
+// run past the handler timeout and holdGrace, or a hard stop cut it short.
+func (d *delivery) wait() error {
+	return d.st.Wait(d.c.cfg.handlerTimeout+holdGrace, d.c.handlerCtx.Done())
+}
+
+// finish counts the outcome of a delivery of n messages from the error of
+// start or wait.
+func (d *delivery) finish(n int, err error) (o outcome, failedIdx []int) {
+	s, c := d.s, d.c
 	switch {
 	case err == nil:
 		s.succeeded.Add(uint64(n))
@@ -328,7 +361,7 @@ func (d *delivery) run(context.Context) error {
 	defer c.handlerReturned()
 	d.ran = true
 	d.setTimes(time.Time{}, time.Time{}, time.Now())
-	if c.admit.Err() != nil {
+	if c.admit.Err() != nil && !d.late {
 		return errAbandon
 	}
 	d.hctx.init(c.handlerCtx, c.cfg.handlerTimeout)

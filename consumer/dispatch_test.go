@@ -591,9 +591,9 @@ func retryExt(id string, reconsume int32) *primitive.MessageExt {
 	return m
 }
 
-// A redelivery whose subscription has no free worker and a pool's worth
-// waiting is handed back with a delay instead of being held, and that
-// deferral does not count as one of its tries.
+// A redelivery that cannot start within retryWait (its subscription's
+// workers are all busy) is handed back with a delay instead of being held,
+// and that deferral does not count as one of its tries.
 func TestRedeliveryOfASaturatedSubscriptionIsDeferredNotHeld(t *testing.T) {
 	release := make(chan struct{})
 	entered := make(chan struct{}, 10)
@@ -605,22 +605,30 @@ func TestRedeliveryOfASaturatedSubscriptionIsDeferredNotHeld(t *testing.T) {
 		<-release
 		return nil
 	}, nil, WithPoolSize(1), WithSubscriptionMaxRetries(2))
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
 	ctx, _ := concurrentCtx()
 	var held sync.WaitGroup
-	for _, id := range []string{"running", "waiting"} {
-		held.Go(func() { _, _ = c.consume(ctx, retryExt(id, 1)) })
-	}
+	held.Go(func() { _, _ = c.consume(ctx, retryExt("running", 1)) })
 	<-entered
-	waitFor(t, "the second redelivery to wait for the worker", func() bool { return c.Stats()[0].Pool.Waiting == 1 })
+	begin := time.Now()
 	if r, _ := c.consume(ctx, retryExt("later", 1)); r != rmq.ConsumeSuccess {
-		t.Fatalf("deferred redelivery: %v, want ConsumeSuccess at once", r)
+		t.Fatalf("deferred redelivery: %v, want ConsumeSuccess", r)
+	}
+	if waited := time.Since(begin); waited < retryWait || waited > retryWait+time.Second {
+		t.Fatalf("the redelivery was deferred after %v; want after retryWait (%v)", waited, retryWait)
 	}
 	back := broker(c).handedBack()
 	if len(back) != 1 || back[0].OriginMsgID != "later" || back[0].DelayLevel != deferLevel || back[0].MaxReconsumeTimes <= 1 {
 		t.Fatalf("handed back %+v; want later, delay level %d, never dead-lettered", back, deferLevel)
 	}
-	if st := c.Stats()[0]; st.Deferred != 1 {
-		t.Fatalf("Deferred = %d, want 1", st.Deferred)
+	if st := c.Stats()[0]; st.Deferred != 1 || st.Queued != 0 {
+		t.Fatalf("Deferred = %d, Queued = %d; want 1, 0", st.Deferred, st.Queued)
 	}
 	close(release)
 	held.Wait()

@@ -11,10 +11,9 @@ import (
 // All subscriptions of a group share its retry queue (%RETRY%group), and
 // the client stops pulling a queue whose prefetch share is full: one
 // subscription whose redeliveries hang would hold back every other
-// subscription's retries. So a redelivery whose subscription is saturated
-// (no free worker, and a pool's worth already waiting) is not held: rmqkit
-// hands it back to the broker with a delay (deferLevel), and the retry
-// queue moves on. A deferral is not a try: rmqkit counts it per message
+// subscription's retries. So a redelivery that cannot start within
+// retryWait (intake.go) is not held: rmqkit hands it back to the broker
+// with a delay (deferLevel), and the retry queue moves on. A deferral is not a try: rmqkit counts it per message
 // and raises that message's budget by as much (in memory: a restart or
 // another instance forgets it, and the message then has fewer tries left).
 
@@ -62,19 +61,9 @@ func fromRetryTopic(m *primitive.MessageExt) bool {
 	return m.Queue != nil && strings.HasPrefix(m.Queue.Topic, retryTopicPrefix)
 }
 
-// saturated reports whether the subscription's pool has no free worker and
-// at least a pool's worth of messages waiting.
-func (s *subscription) saturated() bool {
-	st := s.pool.Stats()
-	return st.Running+st.Gated >= st.Capacity && st.Waiting >= st.Capacity
-}
-
-// deferIfSaturated hands a redelivery of a saturated subscription back to
-// the broker with a delay, and reports whether it did.
-func (c *Consumer) deferIfSaturated(ctx context.Context, s *subscription, m *primitive.MessageExt) bool {
-	if !fromRetryTopic(m) || !s.saturated() || c.backer == nil {
-		return false
-	}
+// deferMsg hands a redelivery back to the broker with a delay, untried,
+// and reports whether it did.
+func (c *Consumer) deferMsg(ctx context.Context, s *subscription, m *primitive.MessageExt) bool {
 	sb := c.sendBackOf(m)
 	sb.DelayLevel = deferLevel
 	sb.MaxReconsumeTimes = int(m.ReconsumeTimes) + 2 // never the dead-letter queue: a deferral is not a try

@@ -183,6 +183,8 @@ type subscription struct {
 	maxRetries int
 	limiter    *throttle.Limiter
 	adaptive   *adaptiveSizer // nil unless WithAdaptivePool (adaptive.go)
+	intake     chan struct{}  // one callback starts its messages at a time (intake.go)
+	queued     atomic.Int64   // messages held that have not started (intake.go)
 
 	received  atomic.Uint64
 	succeeded atomic.Uint64
@@ -212,6 +214,11 @@ type SubscriptionStats struct {
 	// worth waiting: its stuck retries never hold back another
 	// subscription's in the group's shared retry queue.
 	Deferred uint64
+	// Queued is the number of messages rmqkit holds for the subscription
+	// that have not started: waiting for a worker, a rate limit, or their
+	// turn to be handed to the pool. Pool.Waiting counts only the callers
+	// waiting in the pool itself, at most one per subscription.
+	Queued int64
 	// Adaptive is the state of adaptive sizing (WithAdaptivePool).
 	Adaptive AdaptiveStats
 }
@@ -228,6 +235,7 @@ func (s *subscription) stats() SubscriptionStats {
 		DeadLettered: s.dlq.Load(),
 		Overran:      s.overran.Load(),
 		Deferred:     s.deferred.Load(),
+		Queued:       s.queued.Load(),
 		Adaptive:     s.adaptive.snapshot(),
 	}
 }

@@ -1,0 +1,214 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+)
+
+// Batch intake. A concurrent consumer takes messages from the client in
+// callbacks of up to intakeBatch, and each callback fans its messages out
+// to the subscription's pool, one delivery per message (or per batch of a
+// batch handler), then waits for them all and settles each failure on its
+// own. The client starts a goroutine per callback: one per 32 messages
+// instead of one per message, which is what a subscription's held backlog
+// (a hung neighbour's prefetch) used to cost in parked goroutines, stack
+// growth and GC scanning.
+//
+// The client acknowledges a callback as a whole, so a callback whose
+// messages were partly handled when Stop began would be redelivered whole,
+// handled messages included. Two rules keep that from happening:
+//   - a subscription's callbacks start their messages one callback at a
+//     time (the intake), so at most one callback per subscription is partly
+//     started at any moment;
+//   - once a callback has started a message, it starts the rest even after
+//     Stop began ("late" starts, bounded by the hard stop), so Stop waits
+//     for it instead of cutting it in two.
+// A callback that started nothing when Stop begins is parked whole.
+
+// intakeBatch is the client's callback size for concurrent consumers: its
+// pull batch, so that one pull is one callback.
+const intakeBatch = 32
+
+// retryWait bounds how long a redelivery waits for its subscription's
+// intake and a worker before it is deferred (retrydefer.go): the group's
+// retry queue is shared, and a subscription whose redeliveries hang must
+// not hold it.
+const retryWait = time.Second
+
+// enterIntake takes s's intake, waiting until stop is closed, or at most
+// wait when wait > 0. It reports whether it took it.
+func (s *subscription) enterIntake(stop <-chan struct{}, wait time.Duration) bool {
+	select {
+	case s.intake <- struct{}{}:
+		return true
+	default:
+	}
+	var expired <-chan time.Time
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case s.intake <- struct{}{}:
+		return true
+	case <-stop:
+	case <-expired:
+	}
+	return false
+}
+
+func (s *subscription) leaveIntake() { <-s.intake }
+
+// fanOut runs one callback's messages of a concurrent subscription on its
+// pool, all at once up to the pool's free workers, and settles each
+// failure.
+func (c *Consumer) fanOut(ctx context.Context, s *subscription, exts []*primitive.MessageExt) verdict {
+	ds := c.deliveries(s, exts)
+	s.queued.Add(int64(len(exts)))
+	// A redelivery that cannot start within retryWait is deferred, never
+	// held (retrydefer.go). Batch handlers' redeliveries are held: a batch
+	// is not split between deferral and handling.
+	redelivery := s.batch == nil && c.backer != nil && fromRetryTopic(exts[0])
+	var wait time.Duration
+	if redelivery {
+		wait = retryWait
+	}
+	entered := s.enterIntake(c.admit.Done(), wait)
+	deferring := redelivery && !entered && c.admit.Err() == nil
+	if !entered && !deferring {
+		// Stop began before any of these messages started: the callback is
+		// parked whole and its messages come again after the restart.
+		s.queued.Add(-int64(len(exts)))
+		s.abandoned.Add(uint64(len(exts)))
+		return releaseParked
+	}
+
+	began, stopped := false, false
+	for i := range ds {
+		d := &ds[i]
+		n := d.count()
+		if stopped {
+			d.err = errAbandon
+			s.queued.Add(-int64(n))
+			continue
+		}
+		if deferring && c.deferMsg(ctx, s, d.msg.ext) {
+			d.deferredOut = true
+			s.queued.Add(-int64(n))
+			continue
+		}
+		sctx := c.admit
+		if began {
+			d.late, sctx = true, c.handlerCtx
+		}
+		if redelivery && !deferring {
+			tctx, cancel := context.WithTimeout(sctx, retryWait)
+			d.err = d.start(tctx)
+			cancel()
+			if errors.Is(d.err, context.DeadlineExceeded) && sctx.Err() == nil {
+				// No worker within retryWait: defer this one and the
+				// rest; one that cannot be deferred is held as usual.
+				deferring = true
+				if c.deferMsg(ctx, s, d.msg.ext) {
+					d.deferredOut = true
+					s.queued.Add(-int64(n))
+					continue
+				}
+				d.err = d.start(sctx)
+			}
+		} else {
+			d.err = d.start(sctx)
+		}
+		s.queued.Add(-int64(n))
+		switch {
+		case d.err == nil:
+			began = true
+		case !began && c.admit.Err() != nil:
+			// Stop began before this callback started anything.
+			stopped = true
+		}
+	}
+	if entered {
+		s.leaveIntake()
+	}
+
+	parked := false
+	var failures []int // indexes into exts
+	at := 0
+	for i := range ds {
+		d := &ds[i]
+		n := d.count()
+		first := at
+		at += n
+		if d.deferredOut {
+			continue
+		}
+		if d.err == nil {
+			d.err = d.wait()
+		}
+		switch o, idx := d.finish(n, d.err); o {
+		case handled:
+			if redelivery {
+				c.deferred.forget(d.msg.ID)
+			}
+		case abandoned:
+			parked = true
+		case failed:
+			if idx == nil {
+				for k := 0; k < n; k++ {
+					failures = append(failures, first+k)
+				}
+			} else {
+				for _, k := range idx {
+					failures = append(failures, first+k)
+				}
+			}
+		}
+	}
+	if parked {
+		// The callback comes again whole after the restart: its failed
+		// messages with it, so they are not handed back now.
+		return releaseParked
+	}
+	for _, k := range failures {
+		if v := c.settle(ctx, s, exts[k], false); v != acknowledge {
+			return v
+		}
+	}
+	return acknowledge
+}
+
+// deliveries prepares one delivery per message, or per batch of a batch
+// handler, in as few allocations as the shape allows.
+func (c *Consumer) deliveries(s *subscription, exts []*primitive.MessageExt) []delivery {
+	now := time.Now()
+	if s.batch == nil {
+		ds := make([]delivery, len(exts))
+		for i, e := range exts {
+			d := &ds[i]
+			d.c, d.s = c, s
+			d.msg.fill(c.group, s.topic, e)
+			d.msg.received = now
+		}
+		return ds
+	}
+	size := max(s.batchSize, 1)
+	msgs := make([]Message, len(exts))
+	ptrs := make([]*Message, len(exts))
+	ds := make([]delivery, (len(exts)+size-1)/size)
+	for i, e := range exts {
+		msgs[i].fill(c.group, s.topic, e)
+		msgs[i].received = now
+		ptrs[i] = &msgs[i]
+	}
+	for i := range ds {
+		d := &ds[i]
+		d.c, d.s = c, s
+		d.msgs = ptrs[i*size : min((i+1)*size, len(exts))]
+	}
+	return ds
+}

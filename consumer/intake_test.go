@@ -1,0 +1,232 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	rmq "github.com/apache/rocketmq-client-go/v2/consumer"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+)
+
+func exts(ids ...string) []*primitive.MessageExt {
+	ms := make([]*primitive.MessageExt, len(ids))
+	for i, id := range ids {
+		ms[i] = ext(id, 0)
+		ms[i].QueueOffset = int64(i)
+	}
+	return ms
+}
+
+// The messages of one callback run at once on the subscription's pool, not
+// one after another.
+func TestCallbackMessagesRunAtOnceOnThePool(t *testing.T) {
+	var all sync.WaitGroup
+	all.Add(4)
+	c := running(t, func(context.Context, *Message) error {
+		all.Done()
+		done := make(chan struct{})
+		go func() { all.Wait(); close(done) }()
+		select {
+		case <-done:
+			return nil
+		case <-time.After(5 * time.Second):
+			return errors.New("the other messages of the callback did not start")
+		}
+	}, nil, WithPoolSize(4))
+	ctx, _ := concurrentCtx()
+	if r, _ := c.consume(ctx, exts("a", "b", "c", "d")...); r != rmq.ConsumeSuccess {
+		t.Fatalf("consume = %v, want ConsumeSuccess", r)
+	}
+	if st := c.Stats()[0]; st.Succeeded != 4 || st.Failed != 0 {
+		t.Fatalf("stats = %+v, want 4 succeeded", st)
+	}
+}
+
+// A callback that started a message when Stop began starts the rest too and
+// is acknowledged: Stop never cuts a callback in two, which would deliver
+// its handled messages again.
+func TestStopLetsACallbackThatStartedFinish(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan string, 3)
+	c := running(t, func(_ context.Context, m *Message) error {
+		entered <- m.ID
+		if m.ID == "a" {
+			<-release
+		}
+		return nil
+	}, nil, WithPoolSize(1))
+	fc := c.client.(*fakeClient)
+	type result struct {
+		r      rmq.ConsumeResult
+		before bool // returned before the client was shut down
+	}
+	res := make(chan result, 1)
+	go func() {
+		ctx, _ := concurrentCtx()
+		r, _ := c.consume(ctx, exts("a", "b", "c")...)
+		select {
+		case <-fc.shutdown:
+			res <- result{r, false}
+		default:
+			res <- result{r, true}
+		}
+	}()
+	if id := <-entered; id != "a" {
+		t.Fatalf("first handled %q, want a", id)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- c.Stop(context.Background()) }()
+	waitFor(t, "Stop to begin", func() bool { return c.admit.Err() != nil })
+	close(release)
+	if err := <-stopped; err != nil {
+		t.Fatalf("Stop = %v", err)
+	}
+	if got := <-res; got.r != rmq.ConsumeSuccess || !got.before {
+		t.Fatalf("callback = %+v; want ConsumeSuccess before the client shut down", got)
+	}
+	if st := c.Stats()[0]; st.Succeeded != 3 || st.Abandoned != 0 {
+		t.Fatalf("stats = %+v, want 3 succeeded, 0 abandoned", st)
+	}
+}
+
+// Callbacks that started nothing when Stop begins (waiting for a worker, or
+// for their turn behind another callback of the subscription) are parked
+// whole until the client is shut down, so their messages come again.
+func TestStopParksCallbacksThatStartedNothing(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{}, 10)
+	c := running(t, func(context.Context, *Message) error {
+		entered <- struct{}{}
+		<-release
+		return nil
+	}, nil, WithPoolSize(1))
+	fc := c.client.(*fakeClient)
+	var wg sync.WaitGroup
+	parked := make(chan bool, 3) // of the callbacks other than holder
+	consume := func(ids ...string) {
+		wg.Go(func() {
+			ctx, _ := concurrentCtx()
+			r, _ := c.consume(ctx, exts(ids...)...)
+			if ids[0] == "holder" {
+				return
+			}
+			select {
+			case <-fc.shutdown:
+				parked <- r != rmq.ConsumeSuccess
+			default:
+				parked <- false
+			}
+		})
+	}
+	consume("holder")
+	<-entered
+	consume("w1", "w2") // waits for the worker
+	waitFor(t, "a callback to wait for the worker", func() bool { return c.Stats()[0].Pool.Waiting == 1 })
+	consume("t1", "t2", "t3") // waits for its turn
+	waitFor(t, "five messages to be queued", func() bool { return c.Stats()[0].Queued == 5 })
+	stopped := make(chan error, 1)
+	go func() { stopped <- c.Stop(context.Background()) }()
+	waitFor(t, "Stop to begin", func() bool { return c.admit.Err() != nil })
+	close(release)
+	if err := <-stopped; err != nil {
+		t.Fatalf("Stop = %v", err)
+	}
+	wg.Wait()
+	close(parked)
+	n := 0
+	for p := range parked {
+		if !p {
+			t.Errorf("a waiting callback returned before the client shut down, or was acknowledged")
+		}
+		n++
+	}
+	if st := c.Stats()[0]; n != 2 || st.Succeeded != 1 || st.Abandoned != 5 || st.Queued != 0 {
+		t.Fatalf("callbacks %d, stats = %+v; want 2 parked callbacks, 1 succeeded, 5 abandoned, 0 queued", n, st)
+	}
+}
+
+// The callbacks of a subscription start their messages one callback at a
+// time, so that at most one callback is partly started when Stop begins,
+// and Stop finishes that one only: messages of two callbacks never start
+// interleaved.
+func TestCallbacksStartTheirMessagesOneCallbackAtATime(t *testing.T) {
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var order []string
+	c := running(t, func(_ context.Context, m *Message) error {
+		mu.Lock()
+		order = append(order, m.ID)
+		mu.Unlock()
+		switch m.ID {
+		case "holder":
+			<-release
+		case "x1":
+			// Long enough for x2 to be asked for after y1 without the
+			// one-callback-at-a-time rule.
+			time.Sleep(50 * time.Millisecond)
+		}
+		return nil
+	}, nil, WithPoolSize(1))
+	var wg sync.WaitGroup
+	consume := func(ids ...string) {
+		wg.Go(func() {
+			ctx, _ := concurrentCtx()
+			_, _ = c.consume(ctx, exts(ids...)...)
+		})
+	}
+	consume("holder")
+	waitFor(t, "holder to run", func() bool { return c.Stats()[0].Pool.Running == 1 })
+	consume("x1", "x2")
+	waitFor(t, "x1 to wait for the worker", func() bool { return c.Stats()[0].Pool.Waiting == 1 })
+	consume("y1", "y2")
+	waitFor(t, "four messages queued", func() bool { return c.Stats()[0].Queued == 4 })
+	close(release)
+	wg.Wait()
+	if got := strings.Join(order, " "); got != "holder x1 x2 y1 y2" {
+		t.Fatalf("start order %q; want %q", got, "holder x1 x2 y1 y2")
+	}
+}
+
+// A batch handler gets the callback's messages in batches of its own size.
+func TestBatchHandlerGetsBatchesOfItsOwnSize(t *testing.T) {
+	var mu sync.Mutex
+	var sizes []int
+	c := running(t, nil, nil, WithBatch(2, func(_ context.Context, msgs []*Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		sizes = append(sizes, len(msgs))
+		return nil
+	}))
+	ctx, _ := concurrentCtx()
+	if r, _ := c.consume(ctx, exts("a", "b", "c", "d", "e")...); r != rmq.ConsumeSuccess {
+		t.Fatalf("consume = %v", r)
+	}
+	slices.Sort(sizes)
+	if !slices.Equal(sizes, []int{1, 2, 2}) {
+		t.Fatalf("batch sizes %v, want [1 2 2]", sizes)
+	}
+}
+
+// BenchmarkDispatchBatch measures a callback of intakeBatch messages fanned
+// out to the pool, per message.
+func BenchmarkDispatchBatch(b *testing.B) {
+	c := running(b, func(context.Context, *Message) error { return nil }, nil, WithPoolSize(20))
+	ctx, _ := concurrentCtx()
+	ids := make([]string, intakeBatch)
+	for i := range ids {
+		ids[i] = "m"
+	}
+	ms := exts(ids...)
+	b.ReportAllocs()
+	for b.Loop() {
+		if r, _ := c.consume(ctx, ms...); r != rmq.ConsumeSuccess {
+			b.Fatal(r)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*intakeBatch), "ns/msg")
+}
