@@ -513,11 +513,13 @@ func BenchmarkDispatch(b *testing.B) {
 	ctx, _ := concurrentCtx()
 	m := ext("id", 0)
 	b.ReportAllocs()
+	cpu := processCPU()
 	for b.Loop() {
 		if r, _ := c.consume(ctx, m); r != rmq.ConsumeSuccess {
 			b.Fatal(r)
 		}
 	}
+	b.ReportMetric(float64((processCPU() - cpu).Nanoseconds())/float64(b.N), "cpu-ns/msg")
 }
 
 func TestWaitsReportTimeSpentWaitingForAWorker(t *testing.T) {

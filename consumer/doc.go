@@ -22,9 +22,12 @@
 //
 // # Back-pressure
 //
-// When a subscription's pool is full, its messages wait in the client's
-// prefetch buffer (WithQueuePrefetch) and the client stops pulling once that is
-// full. rmqkit configures the client so that this wait never triggers its
+// A concurrent consumer takes messages from the client in callbacks of up to
+// 32 and fans each callback out to its subscription's pool; failed messages
+// are settled one by one, so a message that succeeded is never redelivered
+// because a neighbour in its callback failed. When a subscription's pool is
+// full, its messages wait in the client's prefetch buffer (WithQueuePrefetch)
+// and the client stops pulling once that is full. rmqkit configures the client so that this wait never triggers its
 // 120-second idle-queue drop, and it renews the client's consume-start stamp
 // of every waiting or running message so that the client's ConsumeTimeout
 // never sends a message back while rmqkit still holds it.
@@ -48,5 +51,8 @@
 // until its context ends, persists offsets and shuts the client down.
 // Messages that were fetched but not handled are not acknowledged: they are
 // delivered again, to this group, after the next start or to another
-// instance.
+// instance. A callback that had started some of its messages when Stop
+// began starts the rest too (at most one per subscription is in that state),
+// so that Stop never acknowledges part of a callback and redelivers the
+// part already handled.
 package consumer
