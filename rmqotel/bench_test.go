@@ -3,15 +3,20 @@ package rmqotel_test
 import (
 	"context"
 	"testing"
+	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/rmqkit/rmqkit/consumer"
+	"github.com/rmqkit/rmqkit/internal/rmqtest"
 	"github.com/rmqkit/rmqkit/rmqotel"
 )
 
@@ -27,37 +32,89 @@ import (
 //   - otel-on: SDK tracer (always sampled, spans to a no-op exporter through
 //     a synchronous processor), SDK meter with a manual reader, W3C trace
 //     context and baggage, and a message carrying a producer's traceparent
+//     and baggage
+//   - otel-on-waited: otel-on with a message that waited 40 µs for a
+//     worker, as messages of a real consumer do (a waited message's span
+//     carries the waits; Middleware adds its rmqkit.wait event only for
+//     waits of a millisecond or more)
+//   - otel-on-traceparent: otel-on with a message carrying a traceparent
+//     and no baggage
+//   - sdk-floor: what the SDK itself costs per message with the same
+//     providers: a bare span started and ended, one histogram record. The
+//     instrumentation's own cost is otel-on minus sdk-floor.
+//   - ratio-1pct: ParentBased(TraceIDRatioBased(0.01)) sampler, messages
+//     without a parent: 99% of the spans are not recorded, every message is
+//     measured
+//
+// Besides ns/op each reports cpu-ns/op, the process's CPU time per message.
 func BenchmarkDispatch(b *testing.B) {
 	prop := propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 	_, props := producerContext(&testing.T{}, prop)
-	msg := consumer.NewTestMessage("orders", "7F00000100002A9F0000000000000001", []byte("{}"), props)
-	msg.Group, msg.Tag, msg.Keys, msg.QueueID = "billing", "paid", "order-1", 3
+	newMsg := func(props map[string]string) *consumer.Message {
+		msg := consumer.NewTestMessage("orders", "7F00000100002A9F0000000000000001", []byte("{}"), props)
+		msg.Group, msg.Tag, msg.Keys, msg.QueueID = "billing", "paid", "order-1", 3
+		return msg
+	}
+	msg := newMsg(props)
 	handler := func(context.Context, *consumer.Message) error { return nil }
 
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(tracetest.NewNoopExporter()))
+	ratioTP := sdktrace.NewTracerProvider(sdktrace.WithSyncer(tracetest.NewNoopExporter()),
+		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0.01))))
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
 	b.Cleanup(func() {
 		_ = tp.Shutdown(context.Background())
+		_ = ratioTP.Shutdown(context.Background())
 		_ = mp.Shutdown(context.Background())
 	})
+	on := []rmqotel.Option{rmqotel.WithTracerProvider(tp), rmqotel.WithMeterProvider(mp), rmqotel.WithPropagators(prop)}
+	waited := rmqotel.WithWaits(func(*consumer.Message) (time.Duration, time.Duration) { return 0, 40 * time.Microsecond })
+
+	// The floor: the SDK's bare span and one histogram record, with
+	// everything that can be built once built once.
+	tracer := tp.Tracer("floor")
+	hist, err := mp.Meter("floor").Float64Histogram("floor.duration", metric.WithUnit("s"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	floorSet := []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("messaging.destination.name", "orders")))}
+	floorStart := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)}
+	floor := func(ctx context.Context, _ *consumer.Message) error {
+		start := time.Now()
+		_, span := tracer.Start(ctx, "process orders", floorStart...)
+		span.End()
+		hist.Record(ctx, time.Since(start).Seconds(), floorSet...)
+		return nil
+	}
+
 	cases := []struct {
 		name string
 		h    consumer.Handler
+		msg  *consumer.Message
 	}{
-		{"bare", handler},
-		{"otel-off", rmqotel.Middleware()(handler)},
-		{"otel-noop", rmqotel.Middleware(rmqotel.WithTracerProvider(tracenoop.NewTracerProvider()), rmqotel.WithMeterProvider(metricnoop.NewMeterProvider()))(handler)},
-		{"otel-on", rmqotel.Middleware(rmqotel.WithTracerProvider(tp), rmqotel.WithMeterProvider(mp), rmqotel.WithPropagators(prop))(handler)},
+		{"bare", handler, msg},
+		{"otel-off", rmqotel.Middleware()(handler), msg},
+		{"otel-noop", rmqotel.Middleware(rmqotel.WithTracerProvider(tracenoop.NewTracerProvider()), rmqotel.WithMeterProvider(metricnoop.NewMeterProvider()))(handler), msg},
+		{"sdk-floor", floor, msg},
+		{"otel-on", rmqotel.Middleware(on...)(handler), msg},
+		{"otel-on-waited", rmqotel.Middleware(append(on, waited)...)(handler), msg},
+		{"otel-on-traceparent", rmqotel.Middleware(on...)(handler), newMsg(map[string]string{"traceparent": props["traceparent"]})},
+		{"ratio-1pct", rmqotel.Middleware(append(on, rmqotel.WithTracerProvider(ratioTP), waited)...)(handler), newMsg(nil)},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
 			ctx := context.Background()
 			b.ReportAllocs()
+			cpu := rmqtest.ProcessCPU()
 			for b.Loop() {
-				if err := c.h(ctx, msg); err != nil {
+				if err := c.h(ctx, c.msg); err != nil {
 					b.Fatal(err)
 				}
 			}
+			// The process's CPU per message (the garbage collector's
+			// included): steadier than ns/op on a machine shared with
+			// other work, which stretches wall time.
+			b.ReportMetric(float64(rmqtest.ProcessCPU()-cpu)/float64(b.N), "cpu-ns/op")
 		})
 	}
 }
