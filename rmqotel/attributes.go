@@ -32,7 +32,9 @@ const (
 
 // WaitEventName is the name of the span event that marks when rmqkit
 // received the message from the client, before it waited for the rate limits
-// and a worker. It carries ThrottleWaitKey and PoolWaitKey too.
+// and a worker. It carries ThrottleWaitKey and PoolWaitKey too. Only waits
+// of a millisecond or more get one: shorter ones do not show at a trace's
+// scale, and the span's attributes have them.
 const WaitEventName = "rmqkit.wait"
 
 var (

@@ -8,7 +8,9 @@ import (
 )
 
 // messageCarrier adapts a consumed message's properties to the propagator.
-// Messages are read-only to handlers, so Set does nothing.
+// Messages are read-only to handlers, so Set does nothing. Middleware
+// passes a pointer to one kept in its pooled scratch: a pointer converts to
+// the carrier interface without allocating, the two-word struct would not.
 type messageCarrier struct {
 	msg  *consumer.Message
 	prop propagation.TextMapPropagator

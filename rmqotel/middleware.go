@@ -30,7 +30,9 @@ import (
 // worker is recorded on it, not inside it), linked to the producer's span
 // found in the message properties, or child of it with
 // WithParentFromMessage. Baggage found there is put in the handler's context
-// in both cases. A handler error sets error.type and the span status; a
+// in both cases. The link is added once the span has started, so samplers
+// do not see it (ParentBased and TraceIDRatioBased do not look at links);
+// spans that are not recorded cost no link and no per-message attributes. A handler error sets error.type and the span status; a
 // panic is recorded as error.type "panic" and goes on to the consumer, which
 // recovers it.
 //
@@ -55,6 +57,7 @@ func Middleware(opts ...Option) consumer.Middleware {
 		dests:   newCache[destKey, *dest](),
 		globals: cfg.globalDefaults(),
 	}
+	p.scratches.New = func() any { return new(scratch) }
 	p.common = []attribute.KeyValue{
 		semconv.MessagingSystemRocketMQ,
 		semconv.MessagingOperationName("process"),
@@ -90,7 +93,8 @@ type processor struct {
 	throttleWait metric.Float64Histogram
 	poolWait     metric.Float64Histogram
 
-	dests *cache[destKey, *dest]
+	dests     *cache[destKey, *dest]
+	scratches sync.Pool // of *scratch
 }
 
 type destKey struct{ group, topic string }
@@ -171,7 +175,9 @@ func (p *processor) measuring(ctx context.Context) bool {
 // recorded: its baggage, and with WithParentFromMessage the producer's span
 // context, as a non-recording parent would.
 func (p *processor) contextOnly(ctx context.Context, msg *consumer.Message) context.Context {
-	remote := p.prop.Extract(ctx, messageCarrier{msg: msg, prop: p.prop})
+	s := p.scratch(msg)
+	remote := p.prop.Extract(ctx, &s.carrier)
+	p.release(s)
 	if p.parent {
 		return remote
 	}
@@ -182,42 +188,92 @@ func (p *processor) contextOnly(ctx context.Context, msg *consumer.Message) cont
 }
 
 func (p *processor) startSpan(ctx context.Context, msg *consumer.Message, d *dest, start time.Time, throttle, pool time.Duration) (context.Context, trace.Span) {
-	remote := p.prop.Extract(ctx, messageCarrier{msg: msg, prop: p.prop})
-	opts := d.startOpts
+	s := p.scratch(msg)
+	defer p.release(s)
+	remote := p.prop.Extract(ctx, &s.carrier)
 	startCtx := remote
+	var link trace.SpanContext
 	if !p.parent {
-		startCtx = ctx
-		if bag := baggage.FromContext(remote); bag.Len() > 0 {
-			startCtx = baggage.ContextWithBaggage(ctx, bag)
-		}
-		if sc := trace.SpanContextFromContext(remote); sc.IsValid() {
-			opts = append(opts[:len(opts):len(opts)], trace.WithLinks(trace.Link{SpanContext: sc}))
+		// Without a producer span in the message, remote is ctx plus the
+		// message's baggage: the start context as it is. With one, the
+		// span links to it and starts from ctx with the baggage only
+		// (trace.WithNewRoot would cost more: two allocations).
+		if link = trace.SpanContextFromContext(remote); link.IsValid() {
+			startCtx = ctx
+			if bag := baggage.FromContext(remote); bag.Len() > 0 {
+				startCtx = baggage.ContextWithBaggage(ctx, bag)
+			}
 		}
 	}
-	ctx, span := p.tracer.Start(startCtx, d.spanName, opts...)
+	ctx, span := p.tracer.Start(startCtx, d.spanName, d.startOpts...)
 	if !span.IsRecording() {
 		return ctx, span
 	}
-	attrs := make([]attribute.KeyValue, 0, 9)
-	attrs = append(attrs, semconv.MessagingDestinationPartitionID(strconv.Itoa(msg.QueueID)))
+	if link.IsValid() {
+		// Added after the start, not with trace.WithLinks, which costs a
+		// closure and a copy of the options for every span, recorded or
+		// not; samplers see no links (ParentBased and ratio samplers do
+		// not look at them).
+		span.AddLink(trace.Link{SpanContext: link})
+	}
+	// The SDK copies attributes: s's buffers are reused for the next message.
+	attrs := append(s.attrs[:0], semconv.MessagingDestinationPartitionID(strconv.Itoa(msg.QueueID)))
 	if msg.ID != "" {
 		attrs = append(attrs, semconv.MessagingMessageID(msg.ID))
 	}
 	if msg.Tag != "" {
 		attrs = append(attrs, semconv.MessagingRocketMQMessageTag(msg.Tag))
 	}
-	if keys := splitKeys(msg.Keys); len(keys) > 0 {
-		attrs = append(attrs, semconv.MessagingRocketMQMessageKeys(keys...))
+	if msg.Keys != "" {
+		keys := s.keys[:0]
+		for k := range strings.FieldsSeq(msg.Keys) {
+			keys = append(keys, k)
+		}
+		if len(keys) > 0 {
+			attrs = append(attrs, semconv.MessagingRocketMQMessageKeys(keys...))
+		}
+		s.keys = keys
 	}
 	attrs = append(attrs, ReconsumeCountKey.Int(msg.ReconsumeCount),
 		ThrottleWaitKey.Float64(ms(throttle)), PoolWaitKey.Float64(ms(pool)))
 	span.SetAttributes(attrs...)
-	if wait := throttle + pool; wait > 0 {
+	if wait := throttle + pool; wait >= minWaitEvent {
 		// The event marks when rmqkit received the message; the span itself
 		// starts with the handler, so that its length is the processing time.
 		span.AddEvent(WaitEventName, trace.WithTimestamp(start.Add(-wait)), trace.WithAttributes(attrs[len(attrs)-2:]...))
 	}
 	return ctx, span
+}
+
+// minWaitEvent is the least wait that gets a WaitEventName event: shorter
+// waits are invisible at a trace view's scale (and on every message of a
+// busy consumer, where the event would cost more than the rest of the
+// span); they stay in the span's wait attributes.
+const minWaitEvent = time.Millisecond
+
+// scratch is what starting one message's span needs for a moment, reused
+// through a pool so that the hot path allocates neither the carrier (a
+// pointer to it converts to the propagator's interface for free) nor the
+// attribute and key slices.
+type scratch struct {
+	carrier messageCarrier
+	attrs   [8]attribute.KeyValue // partition, id, tag, keys, reconsume count, two waits
+	keys    []string
+}
+
+func (p *processor) scratch(msg *consumer.Message) *scratch {
+	s := p.scratches.Get().(*scratch)
+	s.carrier = messageCarrier{msg: msg, prop: p.prop}
+	return s
+}
+
+func (p *processor) release(s *scratch) {
+	// Drop the references to the message, which the pool would keep alive.
+	s.carrier = messageCarrier{}
+	s.attrs = [len(s.attrs)]attribute.KeyValue{}
+	clear(s.keys)
+	s.keys = s.keys[:0]
+	p.scratches.Put(s)
 }
 
 func (p *processor) finish(ctx context.Context, d *dest, span trace.Span, start time.Time, throttle, pool time.Duration, err error) {
