@@ -5,9 +5,12 @@ package consumer_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -21,10 +24,16 @@ import (
 	"github.com/rmqkit/rmqkit/throttle"
 )
 
-const backlogSize = 100_000
+// The throughput benchmark: one backlog, read whole by a fresh group per
+// run, through rmqkit, the plain Go client and the Java client (issue 14).
+const (
+	backlogSize      = 100_000 // messages of the shared backlog: ~2 s per run at 50k msgs/s
+	throughputRounds = 5       // rounds of one run per contender, rotating the order; medians reported
+	javaThreads      = 20      // the Java consumer's pool, rmqkit's default pool size
+)
 
 // backlog is produced once per process and read by a fresh group per run,
-// so rmqkit and the plain client consume exactly the same messages.
+// so every contender consumes exactly the same messages.
 var backlog struct {
 	once  sync.Once
 	topic string
@@ -42,51 +51,61 @@ func sharedBacklog(b *testing.B, cl *rmqtest.Cluster) string {
 
 func quiet() consumer.Option { return consumer.WithLogger(slog.New(slog.DiscardHandler)) }
 
-// span records the time from the first to the n-th message, so that the
-// group's start-up (rebalance, first pull) does not count.
-type span struct {
-	count atomic.Int64
-	first atomic.Int64 // unix nanos
-	done  chan struct{}
-	n     int64
-	end   time.Time
+// consumeRun is one run's window, from its first message to its n-th: the
+// wall time and the process's CPU time (user+sys) over it, so that neither
+// the group's start-up (rebalance, first pull) nor its stop counts.
+type consumeRun struct {
+	n            int64
+	elapsed, cpu time.Duration
 }
 
-func newSpan(n int64) *span { return &span{n: n, done: make(chan struct{})} }
+func (r consumeRun) rate() float64 { return float64(r.n) / r.elapsed.Seconds() }
+func (r consumeRun) cpuPerMsg() float64 {
+	return float64(r.cpu) / float64(time.Microsecond) / float64(r.n)
+}
 
-func (s *span) add(k int) {
-	if s.first.Load() == 0 {
-		s.first.CompareAndSwap(0, time.Now().UnixNano())
-	}
-	if s.count.Add(int64(k)) >= s.n && s.end.IsZero() {
-		s.end = time.Now()
-		close(s.done)
+// window measures a run of a Go contender. Handlers call add with atomics
+// only, as the Java consumer counts, so that the counting costs every
+// contender alike.
+type window struct {
+	n                int64
+	count            atomic.Int64
+	once             sync.Once
+	firstAt, endAt   time.Time     // endAt is written once, before done is closed
+	startCPU, endCPU time.Duration // ProcessCPU at the first and the n-th message
+	done             chan struct{}
+}
+
+func newWindow(n int64) *window { return &window{n: n, done: make(chan struct{})} }
+
+func (w *window) add(k int) {
+	w.once.Do(func() { w.startCPU, w.firstAt = rmqtest.ProcessCPU(), time.Now() })
+	if c := w.count.Add(int64(k)); c >= w.n && c-int64(k) < w.n {
+		w.endAt, w.endCPU = time.Now(), rmqtest.ProcessCPU()
+		close(w.done)
 	}
 }
 
-func (s *span) wait(b *testing.B) time.Duration {
+func (w *window) wait(b *testing.B) consumeRun {
 	select {
-	case <-s.done:
+	case <-w.done:
 	case <-time.After(5 * time.Minute):
-		b.Fatalf("consumed %d of %d in 5 minutes", s.count.Load(), s.n)
+		b.Fatalf("consumed %d of %d in 5 minutes", w.count.Load(), w.n)
 	}
-	return s.end.Sub(time.Unix(0, s.first.Load()))
+	return consumeRun{n: w.n, elapsed: w.endAt.Sub(w.firstAt), cpu: w.endCPU - w.startCPU}
 }
 
-// consumeAll runs a fresh rmqkit group over topic until n messages were
-// handled and returns the time from the first to the last.
-func consumeAllRmqkit(b *testing.B, cl *rmqtest.Cluster, topic string, n int64) time.Duration {
-	sp := newSpan(n)
+// consumeAllRmqkit runs a fresh rmqkit group with its defaults (pool 20)
+// and a no-op handler over topic until n messages were handled.
+func consumeAllRmqkit(b *testing.B, cl *rmqtest.Cluster, topic string, n int64) consumeRun {
+	w := newWindow(n)
 	c, err := consumer.New(cl.NewGroup(b), consumer.WithNameServer(cl.NameServer),
 		consumer.WithStartPosition(consumer.StartFromEarliest), quiet())
 	if err != nil {
 		b.Fatal(err)
 	}
-	var mu sync.Mutex
 	err = c.Subscribe(topic, consumer.All, func(context.Context, *consumer.Message) error {
-		mu.Lock()
-		sp.add(1)
-		mu.Unlock()
+		w.add(1)
 		return nil
 	})
 	if err != nil {
@@ -95,16 +114,17 @@ func consumeAllRmqkit(b *testing.B, cl *rmqtest.Cluster, topic string, n int64) 
 	if err := c.Start(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	elapsed := sp.wait(b)
-	_ = c.Stop(context.Background())
-	return elapsed
+	r := w.wait(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = c.Stop(ctx)
+	return r
 }
 
-// consumeAllRaw runs a plain push consumer with the client's defaults plus
-// extra options.
-func consumeAllRaw(b *testing.B, cl *rmqtest.Cluster, topic string, n int64, extra ...rmq.Option) time.Duration {
-	sp := newSpan(n)
-	var mu sync.Mutex
+// consumeAllRaw runs a plain push consumer of a fresh group with the
+// client's defaults plus extra options and a no-op callback.
+func consumeAllRaw(b *testing.B, cl *rmqtest.Cluster, topic string, n int64, extra ...rmq.Option) consumeRun {
+	w := newWindow(n)
 	c, err := rmq.NewPushConsumer(append([]rmq.Option{
 		rmq.WithGroupName(cl.NewGroup(b)),
 		rmq.WithNsResolver(primitive.NewPassthroughResolver([]string{cl.NameServer})),
@@ -115,9 +135,7 @@ func consumeAllRaw(b *testing.B, cl *rmqtest.Cluster, topic string, n int64, ext
 		b.Fatal(err)
 	}
 	err = c.Subscribe(topic, rmq.MessageSelector{}, func(_ context.Context, msgs ...*primitive.MessageExt) (rmq.ConsumeResult, error) {
-		mu.Lock()
-		sp.add(len(msgs))
-		mu.Unlock()
+		w.add(len(msgs))
 		return rmq.ConsumeSuccess, nil
 	})
 	if err != nil {
@@ -126,45 +144,148 @@ func consumeAllRaw(b *testing.B, cl *rmqtest.Cluster, topic string, n int64, ext
 	if err := c.Start(); err != nil {
 		b.Fatal(err)
 	}
-	elapsed := sp.wait(b)
+	r := w.wait(b)
 	_ = c.Shutdown()
-	return elapsed
+	return r
+}
+
+// unblockedOptions configure the plain client as rmqkit configures it
+// (consumer.clientOptions) for a topic of queues queues: callbacks of up to
+// 32 messages (rmqkit's batch intake), a semaphore that never blocks the
+// dispatcher, and rmqkit's default prefetch of 256 messages or 16 MiB per
+// queue. The callback acknowledges its 32 messages together, which rmqkit
+// must not do: the difference is rmqkit's own per-message cost.
+func unblockedOptions(queues int) []rmq.Option {
+	return []rmq.Option{
+		rmq.WithConsumeMessageBatchMaxSize(32),
+		rmq.WithConsumeGoroutineNums(100000),
+		rmq.WithPullThresholdForTopic(256 * queues),
+		rmq.WithPullThresholdSizeForTopic(16 * queues),
+		rmq.WithPullThresholdForQueue(256),
+		rmq.WithPullThresholdSizeForQueue(16),
+	}
+}
+
+// javaBench is the Java consumer, compiled once per process, or why it
+// cannot run.
+var javaBench struct {
+	once sync.Once
+	jc   *rmqtest.JavaConsumer
+	err  error
+}
+
+func javaConsumer() (*rmqtest.JavaConsumer, error) {
+	javaBench.once.Do(func() {
+		dir, err := os.MkdirTemp("", "rmqkit-javabench-")
+		if err != nil {
+			javaBench.err = err
+			return
+		}
+		javaBench.jc, javaBench.err = rmqtest.CompileJavaConsumer(dir)
+	})
+	return javaBench.jc, javaBench.err
+}
+
+// consumeAllJava runs the Java push consumer (javaThreads threads, a no-op
+// listener) as a fresh group in a JVM of its own; it measures its own
+// window and CPU.
+func consumeAllJava(b *testing.B, cl *rmqtest.Cluster, jc *rmqtest.JavaConsumer, topic string, n int64) consumeRun {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	res, err := jc.Consume(ctx, cl, cl.NewGroup(b), topic, int(n), javaThreads, rmqtest.Name(b, "java"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return consumeRun{n: n, elapsed: res.Elapsed, cpu: res.CPU}
 }
 
 // BenchmarkConsumeThroughput consumes the same 100,000-message backlog with
-// a no-op handler through rmqkit and through the plain client. raw uses the
-// client's defaults (a 20-goroutine semaphore per topic that blocks its
-// dispatcher); raw-unblocked is the plain client configured as rmqkit
-// configures it (a semaphore that never blocks, the same prefetch), which
-// separates the cost of that structure from rmqkit's own. Each raw
-// sub-benchmark reports the rmqkit/raw ratio of the latest runs.
+// a no-op handler through each contender, each run a fresh group:
+//
+//   - rmqkit: rmqkit's defaults (pool 20);
+//   - raw: the plain Go client's defaults (callbacks of one message, a
+//     20-goroutine semaphore per topic that blocks its dispatcher);
+//   - raw-unblocked: the plain Go client configured as rmqkit configures it
+//     (unblockedOptions), which separates the cost of that structure from
+//     rmqkit's own;
+//   - java: the Apache RocketMQ Java push consumer (javaThreads threads),
+//     in its own JVM (skipped, with the reason, when Java or the client's
+//     jars are missing).
+//
+// It runs throughputRounds rounds of one run per contender, the order
+// rotated each round (the machine is shared and noisy), then reports for
+// each contender the medians of msgs/s and cpu-us/msg (user+sys CPU of the
+// consuming process only, over the run's window from its first message to
+// its last; ns/op is the median wall time per message), and the medians of
+// the per-round ratios: on raw, rmqkit/raw (msgs/s) and cpu-rmqkit/raw
+// (cpu-us/msg); on raw-unblocked and java, the same against them. Go runs
+// are sequential in this process, so getrusage deltas are theirs alone.
+// Run it with -benchtime 1x: the sub-benchmarks only report.
 func BenchmarkConsumeThroughput(b *testing.B) {
 	cl := rmqtest.ClusterA(b)
 	topic := sharedBacklog(b, cl)
-	var rmqkitRate float64
-	rate := func(b *testing.B, run func() time.Duration) float64 {
-		var total time.Duration
-		for range b.N {
-			total += run()
-		}
-		r := float64(backlogSize*b.N) / total.Seconds()
-		b.ReportMetric(r, "msgs/s")
-		return r
+	const n = backlogSize
+	type contender struct {
+		name string
+		run  func() consumeRun
 	}
-	b.Run("rmqkit", func(b *testing.B) {
-		rmqkitRate = rate(b, func() time.Duration { return consumeAllRmqkit(b, cl, topic, backlogSize) })
-	})
-	b.Run("raw", func(b *testing.B) {
-		raw := rate(b, func() time.Duration { return consumeAllRaw(b, cl, topic, backlogSize) })
-		b.ReportMetric(rmqkitRate/raw, "rmqkit/raw")
-	})
-	b.Run("raw-unblocked", func(b *testing.B) {
-		raw := rate(b, func() time.Duration {
-			return consumeAllRaw(b, cl, topic, backlogSize,
-				rmq.WithConsumeGoroutineNums(100000), rmq.WithPullThresholdForTopic(8192))
+	contenders := []contender{
+		{"rmqkit", func() consumeRun { return consumeAllRmqkit(b, cl, topic, n) }},
+		{"raw", func() consumeRun { return consumeAllRaw(b, cl, topic, n) }},
+		{"raw-unblocked", func() consumeRun {
+			return consumeAllRaw(b, cl, topic, n, unblockedOptions(8*len(cl.Brokers))...)
+		}},
+	}
+	jc, javaErr := javaConsumer()
+	if javaErr == nil {
+		contenders = append(contenders, contender{"java", func() consumeRun { return consumeAllJava(b, cl, jc, topic, n) }})
+	} else {
+		b.Logf("java contender skipped: %v", javaErr)
+	}
+	runs := map[string][]consumeRun{}
+	for r := range throughputRounds {
+		var line []string
+		for i := range contenders {
+			c := contenders[(i+r)%len(contenders)]
+			run := c.run()
+			runs[c.name] = append(runs[c.name], run)
+			line = append(line, fmt.Sprintf("%s %.0f msgs/s %.2f cpu-us/msg", c.name, run.rate(), run.cpuPerMsg()))
+		}
+		b.Logf("round %d: %s", r+1, strings.Join(line, "; "))
+	}
+	stat := func(name string, f func(consumeRun) float64) float64 {
+		var xs []float64
+		for _, r := range runs[name] {
+			xs = append(xs, f(r))
+		}
+		return median(xs)
+	}
+	// ratio is the median of the per-round ratios of a's figure to b's:
+	// runs of one round met the same neighbours.
+	ratio := func(a, bn string, f func(consumeRun) float64) float64 {
+		var xs []float64
+		for i := range runs[a] {
+			xs = append(xs, f(runs[a][i])/f(runs[bn][i]))
+		}
+		return median(xs)
+	}
+	rate, cpu := consumeRun.rate, consumeRun.cpuPerMsg
+	for _, c := range []string{"rmqkit", "raw", "raw-unblocked", "java"} {
+		b.Run(c, func(b *testing.B) {
+			if runs[c] == nil {
+				b.Skipf("not run: %v", javaErr)
+			}
+			for range b.N { // the runs were made above, in rotating order
+			}
+			b.ReportMetric(1e9/stat(c, rate), "ns/op")
+			b.ReportMetric(stat(c, rate), "msgs/s")
+			b.ReportMetric(stat(c, cpu), "cpu-us/msg")
+			if c != "rmqkit" {
+				b.ReportMetric(ratio("rmqkit", c, rate), "rmqkit/"+c)
+				b.ReportMetric(ratio("rmqkit", c, cpu), "cpu-rmqkit/"+c)
+			}
 		})
-		b.ReportMetric(rmqkitRate/raw, "rmqkit/raw")
-	})
+	}
 }
 
 // The isolation benchmark: one fast subscription alone and beside bad
