@@ -43,10 +43,14 @@ demo:
 	@scripts/with-cluster.sh -- $(GO) run ./examples/quickstart
 
 ## bench: benchmarks; those on the real broker run one full pass per iteration
-BROKER_BENCH := ConsumeThroughput|Isolation|ResizeLatency|RateAccuracy|ConfigApplyLatency
+BROKER_BENCH := Isolation|ResizeLatency|RateAccuracy|ConfigApplyLatency
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./...
 	@scripts/with-cluster.sh --clusters 2 -- $(GO) test -tags integration -run '^$$' -bench '$(BROKER_BENCH)' -benchtime 1x -count 3 -timeout 30m ./...
+	@# BenchmarkConsumeThroughput and BenchmarkLatency once: each runs its own
+	@# alternating rounds and reports medians (docs/benchmarks.md); about 2
+	@# minutes each. The Java contender needs javac and the cluster's jars.
+	@scripts/with-cluster.sh -- $(GO) test -tags integration -run '^$$' -bench '^Benchmark(ConsumeThroughput|Latency)$$' -benchtime 1x -count 1 -timeout 30m ./consumer/
 	@# BenchmarkAdaptive once: 14 runs of ~20 s over a backlog, about 6 minutes.
 	@scripts/with-cluster.sh -- $(GO) test -tags integration -run '^$$' -bench '^BenchmarkAdaptive$$' -benchtime 1x -count 1 -timeout 20m ./consumer/
 

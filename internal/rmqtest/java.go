@@ -23,7 +23,7 @@ type JavaConsumer struct {
 }
 
 // JavaResult is what one run of the Java consumer reports about itself,
-// from its first message to its n-th.
+// from its skip-th message to its n-th.
 type JavaResult struct {
 	Elapsed time.Duration // wall time
 	CPU     time.Duration // the JVM's user+sys CPU time (OperatingSystemMXBean.getProcessCpuTime)
@@ -67,9 +67,10 @@ func CompileJavaConsumer(dir string) (*JavaConsumer, error) {
 
 // Consume runs the Java consumer as a group of its own over topic (from the
 // first offset, a no-op listener on threads threads) until n messages were
-// consumed, in a JVM of its own, and returns what it reports. ctx bounds
-// the whole run; the JVM is killed when it ends.
-func (j *JavaConsumer) Consume(ctx context.Context, c *Cluster, group, topic string, n, threads int, instance string) (JavaResult, error) {
+// consumed, in a JVM of its own, and returns what it reports of its window
+// from the skip-th message (at least 1) to the n-th. ctx bounds the whole
+// run; the JVM is killed when it ends.
+func (j *JavaConsumer) Consume(ctx context.Context, c *Cluster, group, topic string, skip, n, threads int, instance string) (JavaResult, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "java",
@@ -77,7 +78,7 @@ func (j *JavaConsumer) Consume(ctx context.Context, c *Cluster, group, topic str
 		"-Duser.home="+j.home,
 		"-Drmq.logback.configurationFile=rmq.client.logback.xml",
 		"-cp", j.classpath, "Consume",
-		c.NameServer, group, topic, strconv.Itoa(n), strconv.Itoa(threads), instance)
+		c.NameServer, group, topic, strconv.Itoa(skip), strconv.Itoa(n), strconv.Itoa(threads), instance)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
