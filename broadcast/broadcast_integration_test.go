@@ -23,18 +23,37 @@ import (
 	"github.com/rmqkit/rmqkit/internal/rmqtest"
 )
 
+// inst is a broadcast consumer and its instance.
+type inst struct {
+	*consumer.Consumer
+	*broadcast.Instance
+}
+
+// Group is the instance group (both halves say the same).
+func (i inst) Group() string { return i.Consumer.Group() }
+
+// option adds broadcast or consumer options to instance.
+type option func(*[]consumer.Option, *[]broadcast.Option)
+
+func bo(opts ...broadcast.Option) option {
+	return func(_ *[]consumer.Option, b *[]broadcast.Option) { *b = append(*b, opts...) }
+}
+
+func co(opts ...consumer.Option) option {
+	return func(c *[]consumer.Option, _ *[]broadcast.Option) { *c = append(*c, opts...) }
+}
+
 // instance returns a broadcast consumer of base on cl with the given
 // identity, subscribed to topic with h, stopped at the end of the test. It
 // is not started.
-func instance(t *testing.T, cl *rmqtest.Cluster, base, identity, topic string, h consumer.Handler, opts ...broadcast.Option) *broadcast.Consumer {
+func instance(t *testing.T, cl *rmqtest.Cluster, base, identity, topic string, h consumer.Handler, opts ...option) inst {
 	t.Helper()
-	all := []broadcast.Option{
-		broadcast.WithNameServer(cl.NameServer),
-		broadcast.WithLogger(quiet),
-		broadcast.WithIdentity(identity),
-		broadcast.WithStateDir(t.TempDir()),
+	copts := []consumer.Option{consumer.WithNameServer(cl.NameServer), consumer.WithLogger(quiet)}
+	bopts := []broadcast.Option{broadcast.WithIdentity(identity), broadcast.WithStateDir(t.TempDir())}
+	for _, o := range opts {
+		o(&copts, &bopts)
 	}
-	c, err := broadcast.New(base, append(all, opts...)...)
+	c, err := consumer.New(base, append(copts, broadcast.Mode(bopts...))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,13 +61,14 @@ func instance(t *testing.T, cl *rmqtest.Cluster, base, identity, topic string, h
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { stop(t, c) })
-	return c
+	i, _ := broadcast.InstanceOf(c)
+	return inst{c, i}
 }
 
 // quiet logs warnings and errors only.
 var quiet = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
-func start(t *testing.T, c *broadcast.Consumer) {
+func start(t *testing.T, c interface{ Start(context.Context) error }) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -57,7 +77,10 @@ func start(t *testing.T, c *broadcast.Consumer) {
 	}
 }
 
-func stop(t *testing.T, c *broadcast.Consumer) {
+func stop(t *testing.T, c interface {
+	Stop(context.Context) error
+	Group() string
+}) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -127,7 +150,7 @@ func TestNewInstanceStartsAtTheEndOrAtItsStartTime(t *testing.T) {
 
 	latest, since := rmqtest.NewCollector(), rmqtest.NewCollector()
 	start(t, instance(t, cl, base, "latest", topic, collect(latest)))
-	start(t, instance(t, cl, base, "since", topic, collect(since), broadcast.WithStartTime(mark)))
+	start(t, instance(t, cl, base, "since", topic, collect(since), bo(broadcast.WithStartTime(mark))))
 	fresh := p.Produce(topic, "new", 100)
 
 	latest.RequireAll(t, fresh, 60*time.Second)
@@ -176,7 +199,7 @@ func TestRestartedInstanceGetsWhatWasProducedWhileItWasDown(t *testing.T) {
 	stop(t, a)
 
 	during := p.Produce(topic, "during", 300)
-	b := instance(t, cl, base, "node", topic, collect(second), broadcast.WithIdentityWait(30*time.Second))
+	b := instance(t, cl, base, "node", topic, collect(second), bo(broadcast.WithIdentityWait(30*time.Second)))
 	if b.Group() != a.Group() {
 		t.Fatalf("groups %q and %q for one identity", a.Group(), b.Group())
 	}
@@ -288,7 +311,7 @@ func TestFailuresAreRetriedOnTheFailingInstanceOnly(t *testing.T) {
 		}
 		flaky.Add(id)
 		return nil
-	}, broadcast.WithConsumerOptions(consumer.WithMaxRetries(1)))
+	}, co(consumer.WithMaxRetries(1)))
 	start(t, b)
 
 	p := cl.NewProducer(t)
@@ -339,7 +362,7 @@ func TestSecondProcessWithTheSameIdentityIsRefused(t *testing.T) {
 
 	// A short wait: long enough for the broker to notice a stopped client,
 	// too short for this one, which does not stop.
-	second := instance(t, cl, base, "same", topic, collect(got), broadcast.WithIdentityWait(time.Second))
+	second := instance(t, cl, base, "same", topic, collect(got), bo(broadcast.WithIdentityWait(time.Second)))
 	err := second.Start(context.Background())
 	if !errors.Is(err, broadcast.ErrIdentityInUse) {
 		t.Fatalf("second Start = %v, want ErrIdentityInUse", err)
@@ -391,7 +414,7 @@ func TestGarbageCollectionDeletesOnlyStaleInstanceGroups(t *testing.T) {
 		t.Fatal(err)
 	}
 	began := time.Now()
-	runner := instance(t, cl, base, "runner", topic, nop, broadcast.WithGarbageCollection(ttl, 500*time.Millisecond))
+	runner := instance(t, cl, base, "runner", topic, nop, bo(broadcast.WithGarbageCollection(ttl, 500*time.Millisecond)))
 	start(t, runner)
 
 	// The broker may list a client that has just stopped for a few more

@@ -17,61 +17,86 @@ func withFakeAdmin(adm *fakeAdmin) Option {
 	return func(c *config) { c.newAdmin = func(*config) (adminAPI, error) { return adm, nil } }
 }
 
-func newTestConsumer(t *testing.T, adm *fakeAdmin, opts ...Option) *Consumer {
+// newTestConsumer returns a broadcast consumer of base group "orders",
+// identity web-0, on a fake admin client, and its Instance.
+func newTestConsumer(t *testing.T, adm *fakeAdmin, opts ...Option) (*consumer.Consumer, *Instance) {
+	return newTestConsumerIn(t, adm, "", opts...)
+}
+
+func newTestConsumerIn(t *testing.T, adm *fakeAdmin, namespace string, opts ...Option) (*consumer.Consumer, *Instance) {
 	t.Helper()
-	base := []Option{
-		WithNameServer("127.0.0.1:1"),
-		WithLogger(slog.New(slog.DiscardHandler)),
-		WithIdentity("web-0"),
-		withFakeAdmin(adm),
-	}
-	c, err := New("orders", append(base, opts...)...)
+	c, err := consumer.New("orders",
+		consumer.WithNameServer("127.0.0.1:1"),
+		consumer.WithLogger(slog.New(slog.DiscardHandler)),
+		consumer.WithNamespace(namespace),
+		Mode(append([]Option{WithIdentity("web-0"), withFakeAdmin(adm)}, opts...)...))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Stop(context.Background()) })
-	return c
+	i, ok := InstanceOf(c)
+	if !ok {
+		t.Fatal("InstanceOf a broadcast consumer: false")
+	}
+	return c, i
 }
 
 func nop(context.Context, *consumer.Message) error { return nil }
 
-func TestNewDerivesTheInstanceGroup(t *testing.T) {
-	c := newTestConsumer(t, newFakeAdmin())
-	if c.Identity() != "web_0" || c.Group() != "orders-web_0" || c.BaseGroup() != "orders" {
-		t.Fatalf("identity %q group %q base %q", c.Identity(), c.Group(), c.BaseGroup())
+func TestModeMakesTheConsumerJoinTheInstanceGroup(t *testing.T) {
+	c, i := newTestConsumer(t, newFakeAdmin())
+	if i.Identity() != "web_0" || i.Group() != "orders-web_0" || i.BaseGroup() != "orders" {
+		t.Fatalf("identity %q group %q base %q", i.Identity(), i.Group(), i.BaseGroup())
 	}
-	ns := newTestConsumer(t, newFakeAdmin(), WithNamespace("prod"))
+	if c.Group() != "orders-web_0" || c.Settings().Group != "orders-web_0" {
+		t.Fatalf("the consumer's group is %q", c.Group())
+	}
+	_, ns := newTestConsumerIn(t, newFakeAdmin(), "prod")
 	if ns.Group() != "orders-web_0" || ns.bgroup != "prod%orders-web_0" {
 		t.Fatalf("with namespace: group %q, broker group %q", ns.Group(), ns.bgroup)
 	}
-	if s := c.Settings(); s.Group != "orders-web_0" {
-		t.Fatalf("the consumer's group is %q", s.Group)
+	plain, err := consumer.New("orders", consumer.WithNameServer("127.0.0.1:1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := InstanceOf(plain); ok {
+		t.Fatal("InstanceOf a consumer without the mode: true")
 	}
 }
 
-func TestNewValidatesItsArguments(t *testing.T) {
+func TestModeValidatesItsArguments(t *testing.T) {
+	adm := newFakeAdmin()
 	for name, tc := range map[string]struct {
 		base string
-		opts []Option
+		opts []consumer.Option
 	}{
-		"no name server":      {"orders", []Option{WithIdentity("a")}},
-		"bad base group":      {"or ders", []Option{WithNameServer("x:1"), WithIdentity("a")}},
-		"empty identity":      {"orders", []Option{WithNameServer("x:1"), WithIdentity("")}},
-		"negative wait":       {"orders", []Option{WithNameServer("x:1"), WithIdentity("a"), WithIdentityWait(-1)}},
-		"tiny ttl":            {"orders", []Option{WithNameServer("x:1"), WithIdentity("a"), WithGarbageCollection(time.Millisecond, 0)}},
-		"nil consumer option": {"orders", []Option{WithNameServer("x:1"), WithIdentity("a"), WithConsumerOptions(nil)}},
-		"bad consumer option": {"orders", []Option{WithNameServer("x:1"), WithIdentity("a"), WithConsumerOptions(consumer.WithDefaultPoolSize(0))}},
+		"no name server": {"orders", []consumer.Option{Mode(WithIdentity("a"), withFakeAdmin(adm))}},
+		"bad base group": {"or ders", []consumer.Option{consumer.WithNameServer("x:1"), Mode(WithIdentity("a"), withFakeAdmin(adm))}},
+		"empty identity": {"orders", []consumer.Option{consumer.WithNameServer("x:1"), Mode(WithIdentity(""), withFakeAdmin(adm))}},
+		"negative wait":  {"orders", []consumer.Option{consumer.WithNameServer("x:1"), Mode(WithIdentity("a"), WithIdentityWait(-1), withFakeAdmin(adm))}},
+		"tiny ttl":       {"orders", []consumer.Option{consumer.WithNameServer("x:1"), Mode(WithIdentity("a"), WithGarbageCollection(time.Millisecond, 0), withFakeAdmin(adm))}},
+		"two modes":      {"orders", []consumer.Option{consumer.WithNameServer("x:1"), Mode(WithIdentity("a"), withFakeAdmin(adm)), Mode(WithIdentity("b"), withFakeAdmin(adm))}},
 	} {
-		if _, err := New(tc.base, tc.opts...); !errors.Is(err, ErrInvalidOption) {
+		if _, err := consumer.New(tc.base, tc.opts...); !errors.Is(err, ErrInvalidOption) {
 			t.Errorf("%s: err = %v, want ErrInvalidOption", name, err)
 		}
+	}
+	// One Mode value is one instance: a second consumer cannot share it.
+	m := Mode(WithIdentity("a"), withFakeAdmin(adm))
+	c, err := consumer.New("orders", consumer.WithNameServer("x:1"), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop(context.Background())
+	if _, err := consumer.New("orders", consumer.WithNameServer("x:1"), m); !errors.Is(err, ErrInvalidOption) {
+		t.Errorf("a Mode value given to a second consumer: err = %v, want ErrInvalidOption", err)
 	}
 }
 
 func TestStartRefusesAnIdentityInUse(t *testing.T) {
 	adm := newFakeAdmin()
 	adm.setConns("orders-web_0", "10.0.0.9@rmqkit-web_0-other")
-	c := newTestConsumer(t, adm, WithIdentityWait(0))
+	c, _ := newTestConsumer(t, adm, WithIdentityWait(0))
 	if err := c.Subscribe("T", consumer.All, nop); err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +115,7 @@ func TestStartRefusesAnIdentityInUse(t *testing.T) {
 }
 
 func TestStartWithoutSubscriptionsIsInvalid(t *testing.T) {
-	c := newTestConsumer(t, newFakeAdmin())
+	c, _ := newTestConsumer(t, newFakeAdmin())
 	if err := c.Start(context.Background()); !errors.Is(err, ErrInvalidOption) {
 		t.Fatalf("Start = %v, want ErrInvalidOption", err)
 	}
@@ -98,7 +123,7 @@ func TestStartWithoutSubscriptionsIsInvalid(t *testing.T) {
 
 func TestOwnClientDoesNotCountAsAnother(t *testing.T) {
 	adm := newFakeAdmin()
-	c := newTestConsumer(t, adm)
+	_, c := newTestConsumer(t, adm)
 	adm.setConns("orders-web_0", "10.0.0.1@"+c.instance)
 	if err := c.waitAlone(context.Background()); err != nil {
 		t.Fatalf("waitAlone = %v with only this instance's own client connected", err)
@@ -107,7 +132,7 @@ func TestOwnClientDoesNotCountAsAnother(t *testing.T) {
 
 func TestClientsTheBrokerListsButThatAreGoneDoNotCount(t *testing.T) {
 	adm := newFakeAdmin()
-	c := newTestConsumer(t, adm, WithIdentityWait(0))
+	_, c := newTestConsumer(t, adm, WithIdentityWait(0))
 	adm.setConns("orders-web_0", "10.0.0.1@closed", "10.0.0.2@shut-down", "10.0.0.3@java", "10.0.0.4@silent", "10.0.0.5@alive")
 	re := func(remark string) error { return &admin.ResponseError{Code: 1, Remark: remark} }
 	adm.runningInfo["10.0.0.1@closed"] = re("invoke consumer <g> <10.0.0.1@closed> Exception: org.apache.rocketmq.remoting.exception.RemotingSendRequestException: send request to </10.0.0.1:1> failed")
@@ -131,7 +156,7 @@ func TestIdentityWaitLetsThePreviousIncarnationGo(t *testing.T) {
 	old := []admin.Connection{{ClientID: "10.0.0.9@old", ClientAddr: "10.0.0.9:1"}}
 	adm := newFakeAdmin()
 	adm.connSeq["orders-web_0"] = [][]admin.Connection{old, old, nil}
-	c := newTestConsumer(t, adm, WithIdentityWait(10*time.Second))
+	_, c := newTestConsumer(t, adm, WithIdentityWait(10*time.Second))
 	began := time.Now()
 	if err := c.waitAlone(context.Background()); err != nil {
 		t.Fatalf("waitAlone = %v, want nil once the old client is gone", err)
@@ -150,7 +175,7 @@ func TestIdentityWaitLetsThePreviousIncarnationGo(t *testing.T) {
 
 func TestEnsureGroupCreatesTheMarkedGroupOnce(t *testing.T) {
 	adm := newFakeAdmin()
-	c := newTestConsumer(t, adm)
+	_, c := newTestConsumer(t, adm)
 	for range 2 {
 		if err := c.ensureGroup(context.Background()); err != nil {
 			t.Fatal(err)
@@ -163,7 +188,7 @@ func TestEnsureGroupCreatesTheMarkedGroupOnce(t *testing.T) {
 	// A group the broker auto-created gets the mark, keeping its settings.
 	adm2 := newFakeAdmin()
 	adm2.addGroup("orders-web_0", false)
-	c2 := newTestConsumer(t, adm2)
+	_, c2 := newTestConsumer(t, adm2)
 	if err := c2.ensureGroup(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +236,7 @@ func TestInitOffsetsSetsOnlyQueuesWithoutOffsets(t *testing.T) {
 
 func TestStopWithoutStartIsSafe(t *testing.T) {
 	adm := newFakeAdmin()
-	c := newTestConsumer(t, adm)
+	c, _ := newTestConsumer(t, adm)
 	for range 2 {
 		if err := c.Stop(context.Background()); err != nil {
 			t.Fatalf("Stop = %v", err)

@@ -11,8 +11,9 @@
 // and consumes in clustering mode: offsets are kept by the broker, failures
 // go through the group's retry topic and, after the maximum number of
 // retries, to its dead-letter queue, exactly as for any clustered consumer.
-// It is built on consumer.Consumer, so pools, rate limits and middleware
-// (tracing, metrics) apply unchanged (WithConsumerOptions).
+// A broadcast consumer is a *consumer.Consumer with Mode attached, so pools,
+// rate limits, middleware (tracing, metrics), live config, Stats and Lag
+// apply unchanged; InstanceOf gives its identity and garbage collection.
 //
 // # Identity
 //

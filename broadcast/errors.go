@@ -7,7 +7,7 @@ import (
 )
 
 var (
-	// ErrInvalidOption is consumer.ErrInvalidOption: New, Subscribe,
+	// ErrInvalidOption is consumer.ErrInvalidOption: consumer.New with Mode, Subscribe,
 	// NewGarbageCollector and the setters wrap it for a bad argument, naming
 	// the argument, whether the consumer package or this one found it.
 	ErrInvalidOption = consumer.ErrInvalidOption
@@ -21,7 +21,7 @@ var (
 	// whose previous incarnation the broker still lists.
 	ErrIdentityInUse = errors.New("broadcast: instance identity in use")
 
-	// ErrNoIdentity is returned by New when no identity was given, none is
+	// ErrNoIdentity is returned by consumer.New with Mode when no identity was given, none is
 	// in the environment and none could be read from or written to the state
 	// directory; the error says why.
 	ErrNoIdentity = errors.New("broadcast: no instance identity")

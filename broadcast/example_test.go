@@ -12,20 +12,26 @@ import (
 // Every instance of the "cache-invalidator" application receives every
 // message of the topic, across restarts; a failed message is retried on the
 // instance that failed it.
+// A broadcast consumer is a *consumer.Consumer: live config, rmqotel,
+// Stats, Lag and the setters work on it as on any other.
 func Example() {
-	c, err := broadcast.New("cache-invalidator",
-		broadcast.WithNameServer("127.0.0.1:9876"),
-		// The identity comes from POD_NAME or HOSTNAME, or a state file;
-		// set it explicitly where neither is stable:
-		// broadcast.WithIdentity("cache-node-3"),
-		broadcast.WithGarbageCollection(24*time.Hour, 0),
-		broadcast.WithConsumerOptions(consumer.WithDefaultPoolSize(8), consumer.WithMaxRetries(5)),
+	c, err := consumer.New("cache-invalidator",
+		consumer.WithNameServer("127.0.0.1:9876"),
+		consumer.WithDefaultPoolSize(8),
+		consumer.WithMaxRetries(5),
+		broadcast.Mode(
+			// The identity comes from POD_NAME or HOSTNAME, or a state
+			// file; set it explicitly where neither is stable:
+			// broadcast.WithIdentity("cache-node-3"),
+			broadcast.WithGarbageCollection(24*time.Hour, 0),
+		),
 	)
 	if err != nil {
 		log.Fatal(err)
 	}
+	instance, _ := broadcast.InstanceOf(c)
 	err = c.Subscribe("config-changes", consumer.All, func(ctx context.Context, m *consumer.Message) error {
-		log.Printf("instance %s: invalidate %s", c.Identity(), m.Keys)
+		log.Printf("instance %s: invalidate %s", instance.Identity(), m.Keys)
 		return nil
 	})
 	if err != nil {

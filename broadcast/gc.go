@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rmqkit/rmqkit/consumer"
 	"github.com/rmqkit/rmqkit/internal/admin"
 )
 
@@ -271,10 +272,11 @@ type GarbageCollector struct {
 }
 
 // NewGarbageCollector returns a collector of baseGroup's instance groups
-// offline for at least ttl. Of opts, it uses WithNameServer (required),
-// WithCredentials, WithNamespace and WithLogger.
-func NewGarbageCollector(baseGroup string, ttl time.Duration, opts ...Option) (*GarbageCollector, error) {
+// offline for at least ttl, on the cluster conn reaches (name servers
+// required; in its namespace only). Of opts, it uses WithLogger.
+func NewGarbageCollector(baseGroup string, ttl time.Duration, conn consumer.Connection, opts ...Option) (*GarbageCollector, error) {
 	cfg := defaultConfig()
+	cfg.connect(conn)
 	for _, o := range opts {
 		if o != nil {
 			o(&cfg)

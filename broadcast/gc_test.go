@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/rmqkit/rmqkit/internal/admin"
+
+	"github.com/rmqkit/rmqkit/consumer"
 )
 
 // gcFixture is a collector of base group "orders", run by instance
@@ -250,8 +252,8 @@ func TestGarbageCollectorStandalone(t *testing.T) {
 	adm.addGroup("orders-gone", true)
 	adm.addGroup("orders-live", true)
 	adm.setConns("orders-live", "10.0.0.1@live")
-	g, err := NewGarbageCollector("orders", time.Minute,
-		WithNameServer("127.0.0.1:1"), WithLogger(slog.New(slog.DiscardHandler)), withFakeAdmin(adm),
+	g, err := NewGarbageCollector("orders", time.Minute, consumer.Connection{NameServers: []string{"127.0.0.1:1"}},
+		WithLogger(slog.New(slog.DiscardHandler)), withFakeAdmin(adm),
 		func(c *config) { c.now = clock.Now })
 	if err != nil {
 		t.Fatal(err)
@@ -271,15 +273,15 @@ func TestGarbageCollectorStandalone(t *testing.T) {
 	if err := g.Run(ctx, 10*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Run = %v, want the context's error", err)
 	}
-	for name, opts := range map[string][]Option{
-		"no name server": nil,
-		"tiny ttl":       {WithNameServer("x:1")},
+	for name, conn := range map[string]consumer.Connection{
+		"no name server": {},
+		"tiny ttl":       {NameServers: []string{"x:1"}},
 	} {
 		ttl := time.Minute
 		if name == "tiny ttl" {
 			ttl = time.Millisecond
 		}
-		if _, err := NewGarbageCollector("orders", ttl, opts...); !errors.Is(err, ErrInvalidOption) {
+		if _, err := NewGarbageCollector("orders", ttl, conn); !errors.Is(err, ErrInvalidOption) {
 			t.Errorf("%s: err = %v, want ErrInvalidOption", name, err)
 		}
 	}

@@ -13,7 +13,7 @@ import (
 	"strings"
 )
 
-// An instance's identity is resolved once, in New, from the first of:
+// An instance's identity is resolved once, in consumer.New, from the first of:
 //
 //  1. WithIdentity;
 //  2. the environment variable POD_NAME (set it from the pod's

@@ -86,17 +86,17 @@ func TestBroadcastHelperProcess(t *testing.T) {
 
 	switch mode {
 	case "rmqkit":
-		c, err := broadcast.New(group,
-			broadcast.WithNameServer(nameSrv),
-			broadcast.WithIdentity(identity),
-			broadcast.WithStateDir(os.Getenv(envState)),
-			broadcast.WithIdentityWait(30*time.Second),
-			broadcast.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))),
-			broadcast.WithConsumerOptions(
-				consumer.WithDefaultPoolSize(helperPool),
-				// At most helperPrefetch in all: the topic's queues on two
-				// masters and a retry queue on each.
-				consumer.WithQueuePrefetch(helperPrefetch/(helperQueues*2+2)),
+		c, err := consumer.New(group,
+			consumer.WithNameServer(nameSrv),
+			consumer.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))),
+			consumer.WithDefaultPoolSize(helperPool),
+			// At most helperPrefetch in all: the topic's queues on two
+			// masters and a retry queue on each.
+			consumer.WithQueuePrefetch(helperPrefetch/(helperQueues*2+2)),
+			broadcast.Mode(
+				broadcast.WithIdentity(identity),
+				broadcast.WithStateDir(os.Getenv(envState)),
+				broadcast.WithIdentityWait(30*time.Second),
 			),
 		)
 		if err != nil {

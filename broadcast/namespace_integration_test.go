@@ -37,7 +37,7 @@ func TestNamespacedInstances(t *testing.T) {
 	if err := adm.CreateTopic(cctx, nsTopic, 4, false); err != nil {
 		t.Fatal(err)
 	}
-	withNS := broadcast.WithNamespace(ns)
+	withNS := co(consumer.WithNamespace(ns))
 
 	var mu sync.Mutex
 	badTopic := map[string]int{}
@@ -54,12 +54,12 @@ func TestNamespacedInstances(t *testing.T) {
 	}
 	// Three instances; "gone" stops at once, "runner" collects garbage.
 	var got [3]*rmqtest.Collector
-	var insts [3]*broadcast.Consumer
+	var insts [3]inst
 	for i, id := range []string{"live", "runner", "gone"} {
 		got[i] = rmqtest.NewCollector()
-		opts := []broadcast.Option{withNS}
+		opts := []option{withNS}
 		if id == "runner" {
-			opts = append(opts, broadcast.WithGarbageCollection(3*time.Second, 500*time.Millisecond))
+			opts = append(opts, bo(broadcast.WithGarbageCollection(3*time.Second, 500*time.Millisecond)))
 		}
 		insts[i] = instance(t, cl, base, id, topic, collectPlain(got[i]), opts...)
 	}
@@ -76,7 +76,7 @@ func TestNamespacedInstances(t *testing.T) {
 
 	// The identity check looks at the namespaced group: a second process
 	// with the identity "live" is refused.
-	dup := instance(t, cl, base, "live", topic, collectPlain(rmqtest.NewCollector()), withNS, broadcast.WithIdentityWait(time.Second))
+	dup := instance(t, cl, base, "live", topic, collectPlain(rmqtest.NewCollector()), withNS, bo(broadcast.WithIdentityWait(time.Second)))
 	if err := dup.Start(ctx); !errors.Is(err, broadcast.ErrIdentityInUse) {
 		t.Fatalf("second instance with identity live: Start = %v, want ErrIdentityInUse", err)
 	}
@@ -93,7 +93,7 @@ func TestNamespacedInstances(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []*broadcast.Consumer{live, runner} {
+	for _, c := range []inst{live, runner} {
 		g := ns + "%" + c.Group()
 		i := slices.IndexFunc(configs, func(gc admin.GroupConfig) bool { return gc.Name == g })
 		if i < 0 || configs[i].ConsumeBroadcastEnable {
@@ -113,7 +113,7 @@ func TestNamespacedInstances(t *testing.T) {
 
 	// Every instance receives every message, once.
 	ids := cl.NewProducer(t).Produce(nsTopic, "m", 1000)
-	for i, c := range []*broadcast.Consumer{live, runner} {
+	for i, c := range []inst{live, runner} {
 		r := got[i].RequireAll(t, ids, 90*time.Second)
 		if r.Duplicates != 0 {
 			t.Errorf("instance %s: %d duplicates in a fault-free run", c.Identity(), r.Duplicates)

@@ -43,11 +43,11 @@ func TestStartUsesTheNamespacedNames(t *testing.T) {
 	ctx := context.Background()
 	adm := newFakeAdmin()
 	adm.setConns("prod%orders-web_0", "10.0.0.9@rmqkit-web_0-other")
-	c := newTestConsumer(t, adm, WithNamespace("prod"), WithIdentityWait(0))
-	if err := c.Subscribe("T", consumer.All, nop); err != nil {
+	bc, c := newTestConsumerIn(t, adm, "prod", WithIdentityWait(0))
+	if err := bc.Subscribe("T", consumer.All, nop); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Start(ctx); !errors.Is(err, ErrIdentityInUse) {
+	if err := bc.Start(ctx); !errors.Is(err, ErrIdentityInUse) {
 		t.Fatalf("Start = %v, want ErrIdentityInUse: another client is connected under prod%%orders-web_0", err)
 	}
 	adm.setConns("prod%orders-web_0")

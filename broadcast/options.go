@@ -9,17 +9,15 @@ import (
 	"github.com/rmqkit/rmqkit/consumer"
 )
 
-// Option configures a Consumer in New, or a GarbageCollector in
-// NewGarbageCollector (which uses only the connection options: name server,
-// credentials, namespace, logger).
+// Option configures a broadcast Mode, or a GarbageCollector in
+// NewGarbageCollector (which uses WithLogger only).
 type Option func(*config)
 
 type config struct {
-	nameServers  []string
-	credentials  *[2]string
-	namespace    string
-	logger       *slog.Logger
-	consumerOpts []consumer.Option
+	nameServers []string
+	credentials *[2]string
+	namespace   string
+	logger      *slog.Logger
 
 	identity      string
 	identityGiven bool
@@ -55,33 +53,8 @@ func (c *config) setDefaults() {
 	}
 }
 
-// WithNameServer sets the name server addresses ("host:port"). It is
-// required. It is given to the consumer and to the admin client that checks
-// the identity, initialises offsets and collects garbage.
-func WithNameServer(addrs ...string) Option {
-	return func(c *config) { c.nameServers = append([]string(nil), addrs...) }
-}
-
-// WithCredentials sets the access key and secret key for a broker with ACL
-// enabled, for the consumer and the admin client. The secret is never
-// logged. The account needs, besides consuming, the right to create
-// subscription groups and topics (the retry topic) and to commit offsets,
-// and, for garbage collection, to delete subscription groups and topics.
-func WithCredentials(accessKey, secretKey string) Option {
-	return func(c *config) { c.credentials = &[2]string{accessKey, secretKey} }
-}
-
-// WithNamespace prefixes topics and groups with a RocketMQ namespace, for
-// the consumer and the admin client: the broker knows the topic as
-// ns+"%"+topic, the instance group as ns+"%"+Group() and its retry topic
-// as "%RETRY%"+ns+"%"+Group(). The identity check, group and retry topic
-// creation, offset initialisation and garbage collection use those names
-// (a collector sees only the instance groups of its namespace); handlers
-// see the plain topic, and Group returns the group without the namespace.
-func WithNamespace(ns string) Option { return func(c *config) { c.namespace = ns } }
-
-// WithLogger sets the logger of this package and of the consumer. The
-// default is slog.Default().
+// WithLogger sets the logger of a GarbageCollector. The default is
+// slog.Default(). An Instance logs with its consumer's logger.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) {
 		if l != nil {
@@ -90,16 +63,13 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-// WithConsumerOptions passes options to the underlying consumer.Consumer:
-// pool size, prefetch, max retries, middleware (tracing, metrics), rate
-// limits, handler timeout and so on apply to a broadcast subscription as to
-// any other. Name server, credentials, namespace and logger are set with this
-// package's options. Two consumer options are overridden because this
-// package depends on them: consumer.WithStartPosition (use WithStartTime) and
-// consumer.WithInstanceName. consumer.WithGroupQuota works like
-// consumer.WithGroupRate here, since each derived group has one instance.
-func WithConsumerOptions(opts ...consumer.Option) Option {
-	return func(c *config) { c.consumerOpts = append(c.consumerOpts, opts...) }
+// connect takes the connection settings of a consumer.
+func (c *config) connect(conn consumer.Connection) {
+	c.nameServers = conn.NameServers
+	c.namespace = conn.Namespace
+	if conn.AccessKey != "" || conn.SecretKey != "" {
+		c.credentials = &[2]string{conn.AccessKey, conn.SecretKey}
+	}
 }
 
 // WithIdentity sets the instance identity explicitly; it takes precedence
@@ -150,7 +120,7 @@ func WithGarbageCollection(ttl, every time.Duration) Option {
 
 func (c *config) validate() error {
 	if len(c.nameServers) == 0 {
-		return fmt.Errorf("%w: name server: none set (use WithNameServer)", ErrInvalidOption)
+		return fmt.Errorf("%w: name server: none set (consumer.WithNameServer)", ErrInvalidOption)
 	}
 	for _, a := range c.nameServers {
 		if a == "" {
@@ -168,11 +138,6 @@ func (c *config) validate() error {
 	}
 	if c.gcTTL > 0 && c.gcTTL < minTTL {
 		return fmt.Errorf("%w: garbage collection ttl %v is under %v", ErrInvalidOption, c.gcTTL, minTTL)
-	}
-	for i, o := range c.consumerOpts {
-		if o == nil {
-			return fmt.Errorf("%w: consumer option %d is nil", ErrInvalidOption, i)
-		}
 	}
 	return nil
 }

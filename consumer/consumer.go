@@ -116,6 +116,19 @@ func New(group string, opts ...Option) (*Consumer, error) {
 	if cfg.instance == "" {
 		cfg.instance = "rmqkit-" + group + "-" + randomSuffix()
 	}
+	if cfg.modeConflict {
+		return nil, fmt.Errorf("%w: WithMode given twice: a consumer has one mode", ErrInvalidOption)
+	}
+	if cfg.mode != nil {
+		ms := ModeSetup{Group: group, Instance: cfg.instance, Connection: cfg.connection(), Logger: cfg.logger, Start: cfg.start}
+		if err := cfg.mode.Setup(&ms); err != nil {
+			return nil, err
+		}
+		if err := checkName("group", ms.Group, 255); err != nil {
+			return nil, err
+		}
+		group, cfg.instance, cfg.start = ms.Group, ms.Instance, ms.Start
+	}
 	var admOpts []admin.Option
 	if cr := cfg.credentials; cr != nil {
 		admOpts = append(admOpts, admin.WithCredentials(cr.AccessKey, cr.SecretKey))
@@ -261,6 +274,11 @@ func (c *Consumer) Start(ctx context.Context) error {
 	if len(c.subs) == 0 {
 		return fmt.Errorf("%w: no subscriptions (call Subscribe before Start)", ErrInvalidOption)
 	}
+	if m := c.cfg.mode; m != nil {
+		if err := m.BeforeStart(ctx, ModeStart{Topics: c.topicsLocked()}); err != nil {
+			return err
+		}
+	}
 	if c.glim.counter == nil {
 		c.glim.counter = &adminCounter{client: c.adm, self: c.cfg.instance, alive: make(map[string]bool)}
 	}
@@ -320,6 +338,16 @@ func (c *Consumer) Start(ctx context.Context) error {
 	c.glim.start(c)
 	c.startAdaptive()
 	c.cfg.logger.Info("rmqkit consumer started", "group", c.group, "subscriptions", c.topicsLocked(), "instance", c.cfg.instance)
+	if m := c.cfg.mode; m != nil {
+		if err := m.AfterStart(ctx, ModeStart{Topics: c.topicsLocked()}); err != nil {
+			c.mu.Unlock()
+			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_ = c.Stop(sctx)
+			cancel()
+			c.mu.Lock()
+			return err
+		}
+	}
 	return nil
 }
 
@@ -488,6 +516,9 @@ func (c *Consumer) Stop(ctx context.Context) error {
 		cancel()
 	}
 	errs := c.closePools(poolCtx)
+	if m := c.cfg.mode; m != nil {
+		m.AfterStop(hard)
+	}
 	c.cfg.logger.Info("rmqkit consumer stopped", "group", c.group, "graceful", waitErr == nil)
 	if waitErr != nil {
 		return waitErr

@@ -519,7 +519,7 @@ func BenchmarkDispatch(b *testing.B) {
 			b.Fatal(r)
 		}
 	}
-	b.ReportMetric(float64((processCPU() - cpu).Nanoseconds())/float64(b.N), "cpu-ns/msg")
+	b.ReportMetric(float64((processCPU()-cpu).Nanoseconds())/float64(b.N), "cpu-ns/msg")
 }
 
 func TestWaitsReportTimeSpentWaitingForAWorker(t *testing.T) {

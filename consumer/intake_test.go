@@ -230,7 +230,7 @@ func BenchmarkDispatchBatch(b *testing.B) {
 			b.Fatal(r)
 		}
 	}
-	b.ReportMetric(float64((processCPU() - cpu).Nanoseconds())/float64(b.N*intakeBatch), "cpu-ns/msg")
+	b.ReportMetric(float64((processCPU()-cpu).Nanoseconds())/float64(b.N*intakeBatch), "cpu-ns/msg")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*intakeBatch), "ns/msg")
 }
 

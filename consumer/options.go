@@ -53,6 +53,8 @@ type config struct {
 	groupLimit       throttle.Limit
 	groupQuota       bool
 	quotaRefresh     time.Duration
+	mode             Mode // WithMode (mode.go)
+	modeConflict     bool // WithMode given twice
 }
 
 func defaultConfig() config {

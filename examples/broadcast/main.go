@@ -65,23 +65,29 @@ func run(ctx context.Context, cluster *exampleutil.Cluster, identity string, pro
 	}
 
 	opts := []broadcast.Option{
-		broadcast.WithNameServer(cluster.NameServer),
-		broadcast.WithLogger(logger),
 		// Instances gone for an hour lose their group, and with it what was
 		// produced while they were away. Production would use days.
 		broadcast.WithGarbageCollection(time.Hour, 0),
-		broadcast.WithConsumerOptions(consumer.WithDefaultPoolSize(4), consumer.WithMaxRetries(3)),
 	}
 	if identity != "" {
 		opts = append(opts, broadcast.WithIdentity(identity))
 	}
-	c, err := broadcast.New(baseGroup, opts...)
+	// A broadcast consumer is a consumer.Consumer with the broadcast mode:
+	// everything else (pools, retries, config, rmqotel) is as for any other.
+	c, err := consumer.New(baseGroup,
+		consumer.WithNameServer(cluster.NameServer),
+		consumer.WithLogger(logger),
+		consumer.WithDefaultPoolSize(4),
+		consumer.WithMaxRetries(3),
+		broadcast.Mode(opts...),
+	)
 	if err != nil {
 		return err
 	}
+	inst, _ := broadcast.InstanceOf(c)
 	err = c.Subscribe(topic, consumer.All, func(_ context.Context, m *consumer.Message) error {
 		fmt.Printf("instance %s consumed %s (queue %d offset %d, delivery %d)\n",
-			c.Identity(), m.Body, m.QueueID, m.QueueOffset, m.ReconsumeCount+1)
+			inst.Identity(), m.Body, m.QueueID, m.QueueOffset, m.ReconsumeCount+1)
 		return nil
 	})
 	if err != nil {
@@ -90,7 +96,7 @@ func run(ctx context.Context, cluster *exampleutil.Cluster, identity string, pro
 	if err := c.Start(setup); err != nil {
 		return err // broadcast.ErrIdentityInUse: another process runs with this identity
 	}
-	fmt.Printf("instance %s started; its consumer group is %s\n", c.Identity(), c.Group())
+	fmt.Printf("instance %s started; its consumer group is %s\n", inst.Identity(), c.Group())
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -117,7 +123,7 @@ func run(ctx context.Context, cluster *exampleutil.Cluster, identity string, pro
 			return ctx.Err()
 		case <-tick.C:
 		}
-		body := fmt.Sprintf("message %d from %s at %s", i, c.Identity(), time.Now().Format(time.TimeOnly))
+		body := fmt.Sprintf("message %d from %s at %s", i, inst.Identity(), time.Now().Format(time.TimeOnly))
 		if _, err := p.SendSync(ctx, primitive.NewMessage(topic, []byte(body))); err != nil && ctx.Err() == nil {
 			logger.Warn("send", "error", err)
 		}
