@@ -33,8 +33,8 @@ type gcAdmin interface {
 
 func newAdminClient(cfg *config) (adminAPI, error) {
 	var opts []admin.Option
-	if cfg.credentials != nil {
-		opts = append(opts, admin.WithCredentials(cfg.credentials[0], cfg.credentials[1]))
+	if cfg.conn.AccessKey != "" {
+		opts = append(opts, admin.WithCredentials(cfg.conn.AccessKey, cfg.conn.SecretKey))
 	}
-	return admin.New(cfg.nameServers, opts...)
+	return admin.New(cfg.conn.NameServers, opts...)
 }

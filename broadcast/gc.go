@@ -276,7 +276,7 @@ type GarbageCollector struct {
 // required; in its namespace only). Of opts, it uses WithLogger.
 func NewGarbageCollector(baseGroup string, ttl time.Duration, conn consumer.Connection, opts ...Option) (*GarbageCollector, error) {
 	cfg := defaultConfig()
-	cfg.connect(conn)
+	cfg.conn = conn
 	for _, o := range opts {
 		if o != nil {
 			o(&cfg)

@@ -92,7 +92,7 @@ func (i *Instance) Setup(ms *consumer.ModeSetup) error {
 		return fmt.Errorf("%w: a broadcast Mode value belongs to one consumer", ErrInvalidOption)
 	}
 	cfg := defaultConfig()
-	cfg.connect(ms.Connection)
+	cfg.conn = ms.Connection
 	cfg.logger = ms.Logger
 	for _, o := range i.opts {
 		if o != nil {

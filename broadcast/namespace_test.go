@@ -17,7 +17,7 @@ func TestGCWithANamespaceConsidersOnlyItsNamespace(t *testing.T) {
 	cfg := defaultConfig()
 	cfg.logger = slog.New(slog.DiscardHandler)
 	cfg.now = f.clock.Now
-	cfg.namespace = "prod"
+	cfg.conn.Namespace = "prod"
 	f.col = newCollector(f.adm, &cfg, "orders", cfg.brokerName("orders-self"))
 	f.adm.addGroup("prod%orders-gone", true) // a stale instance of this namespace: collected
 	f.adm.addGroup("prod%orders-self", true) // the collector's own instance

@@ -14,10 +14,8 @@ import (
 type Option func(*config)
 
 type config struct {
-	nameServers []string
-	credentials *[2]string
-	namespace   string
-	logger      *slog.Logger
+	conn   consumer.Connection
+	logger *slog.Logger
 
 	identity      string
 	identityGiven bool
@@ -60,15 +58,6 @@ func WithLogger(l *slog.Logger) Option {
 		if l != nil {
 			c.logger = l
 		}
-	}
-}
-
-// connect takes the connection settings of a consumer.
-func (c *config) connect(conn consumer.Connection) {
-	c.nameServers = conn.NameServers
-	c.namespace = conn.Namespace
-	if conn.AccessKey != "" || conn.SecretKey != "" {
-		c.credentials = &[2]string{conn.AccessKey, conn.SecretKey}
 	}
 }
 
@@ -119,16 +108,8 @@ func WithGarbageCollection(ttl, every time.Duration) Option {
 }
 
 func (c *config) validate() error {
-	if len(c.nameServers) == 0 {
-		return fmt.Errorf("%w: name server: none set (consumer.WithNameServer)", ErrInvalidOption)
-	}
-	for _, a := range c.nameServers {
-		if a == "" {
-			return fmt.Errorf("%w: name server: empty address", ErrInvalidOption)
-		}
-	}
-	if c.credentials != nil && (c.credentials[0] == "" || c.credentials[1] == "") {
-		return fmt.Errorf("%w: credentials: access key and secret key must both be set", ErrInvalidOption)
+	if err := c.conn.Validate(); err != nil {
+		return err
 	}
 	if c.identityWait < 0 {
 		return fmt.Errorf("%w: identity wait %v is negative", ErrInvalidOption, c.identityWait)
@@ -151,9 +132,4 @@ func (c *config) gcPeriod() time.Duration {
 }
 
 // brokerName is name as the broker knows it: with the namespace prefix.
-func (c *config) brokerName(name string) string {
-	if c.namespace == "" {
-		return name
-	}
-	return c.namespace + "%" + name
-}
+func (c *config) brokerName(name string) string { return c.conn.Qualify(name) }

@@ -650,10 +650,7 @@ func (c *Consumer) closePools(hard context.Context) []error {
 // clientName is a topic or group name as the client and the broker know
 // it: with the namespace prefix, which the client adds unconditionally.
 func (c *Consumer) clientName(name string) string {
-	if c.cfg.namespace == "" {
-		return name
-	}
-	return c.cfg.namespace + "%" + name
+	return Connection{Namespace: c.cfg.namespace}.Qualify(name)
 }
 
 // SetPoolSize resizes the pool of the subscription to topic to n workers,

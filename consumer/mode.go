@@ -2,7 +2,6 @@ package consumer
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 )
 
@@ -51,20 +50,6 @@ type ModeSetup struct {
 	Start StartPosition
 }
 
-// Connection is how a Consumer reaches its cluster: WithNameServer,
-// WithCredentials and WithNamespace.
-type Connection struct {
-	NameServers []string
-	AccessKey   string
-	SecretKey   string // never logged
-	Namespace   string
-}
-
-// String describes the connection without its secret.
-func (c Connection) String() string {
-	return fmt.Sprintf("name servers %v, namespace %q, access key %q", c.NameServers, c.Namespace, c.AccessKey)
-}
-
 // WithMode attaches a consumption mode. A Consumer has at most one; a
 // second WithMode is rejected by New with ErrInvalidOption.
 func WithMode(m Mode) Option {
@@ -80,16 +65,5 @@ func WithMode(m Mode) Option {
 // uses it to find its own state (for example broadcast.InstanceOf).
 func (c *Consumer) Mode() Mode { return c.cfg.mode }
 
-// Connection returns the consumer's connection settings.
-func (c *Consumer) Connection() Connection { return c.cfg.connection() }
-
 // Logger returns the consumer's logger (WithLogger).
 func (c *Consumer) Logger() *slog.Logger { return c.cfg.logger }
-
-func (c *config) connection() Connection {
-	conn := Connection{NameServers: append([]string(nil), c.nameServers...), Namespace: c.namespace}
-	if c.credentials != nil {
-		conn.AccessKey, conn.SecretKey = c.credentials.AccessKey, c.credentials.SecretKey
-	}
-	return conn
-}

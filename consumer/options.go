@@ -209,16 +209,12 @@ func WithGroupQuota(total throttle.Limit) Option {
 func WithQuotaRefresh(d time.Duration) Option { return func(c *config) { c.quotaRefresh = d } }
 
 func (c *config) validate() error {
-	if len(c.nameServers) == 0 {
-		return fmt.Errorf("%w: name server: none set (use WithNameServer)", ErrInvalidOption)
-	}
-	for _, a := range c.nameServers {
-		if a == "" {
-			return fmt.Errorf("%w: name server: empty address", ErrInvalidOption)
-		}
-	}
 	if c.credentials != nil && (c.credentials.AccessKey == "" || c.credentials.SecretKey == "") {
+		// WithCredentials(os.Getenv(...)) with a variable unset is noticed.
 		return fmt.Errorf("%w: credentials: access key and secret key must both be set", ErrInvalidOption)
+	}
+	if err := c.connection().Validate(); err != nil {
+		return err
 	}
 	if c.maxRetries < 0 || c.maxRetries > maxRetriesLimit {
 		return fmt.Errorf("%w: max retries %d is outside [0, %d]", ErrInvalidOption, c.maxRetries, maxRetriesLimit)

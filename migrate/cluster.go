@@ -4,65 +4,24 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"regexp"
-	"strings"
+
+	"github.com/rmqkit/rmqkit/consumer"
 )
 
-// Cluster is how to reach one of the two clusters. The same values serve
-// NewSubscription and NewProducer.
-type Cluster struct {
-	// NameServers are the cluster's name server addresses ("host:port").
-	// Required.
-	NameServers []string
-	// AccessKey and SecretKey sign requests to a cluster with ACL; both or
-	// neither must be set. The secret is never logged.
-	AccessKey, SecretKey string
-	// Namespace is the RocketMQ namespace of the topic and group on this
-	// cluster, or "" for none. With a namespace the broker knows the topic
-	// as Namespace+"%"+topic, the group as Namespace+"%"+group and the
-	// group's retry topic as "%RETRY%"+Namespace+"%"+group; the
-	// Subscription's consumer, its drain readings and the Producer's client
-	// on this cluster use those names, while handlers, stats and callers
-	// see the plain topic and group. The two clusters may use different
-	// namespaces (or one none).
-	Namespace string
-}
+// Cluster is how to reach one of the two clusters: a consumer.Connection,
+// so one value describes a cluster for consumers, broadcast instances and
+// migration alike. The same values serve NewSubscription and NewProducer.
+// Each side may have its own namespace (or none); handlers, stats and
+// callers see the plain topic and group.
+type Cluster = consumer.Connection
 
-func (c Cluster) validate(side Side) error {
-	if len(c.NameServers) == 0 {
-		return fmt.Errorf("%w: %s cluster: no name server", ErrInvalidOption, side)
-	}
-	for _, a := range c.NameServers {
-		if strings.TrimSpace(a) == "" {
-			return fmt.Errorf("%w: %s cluster: empty name server address", ErrInvalidOption, side)
-		}
-	}
-	if (c.AccessKey == "") != (c.SecretKey == "") {
-		return fmt.Errorf("%w: %s cluster: access key and secret key must both be set", ErrInvalidOption, side)
-	}
-	if c.Namespace != "" && !namespaceRE.MatchString(c.Namespace) {
-		return fmt.Errorf("%w: %s cluster: namespace %q: only letters, digits, '_' and '-' are allowed", ErrInvalidOption, side, c.Namespace)
+// validateCluster checks one side's connection, naming the side.
+func validateCluster(c Cluster, side Side) error {
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("%w: %s cluster: %w", ErrInvalidOption, side, err)
 	}
 	return nil
 }
-
-// namespaceRE is what a namespace may contain: the broker's resource name
-// characters without '%' (the separator) and '|'.
-var namespaceRE = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
-
-// brokerName returns name as the broker knows it on this cluster: with the
-// namespace prefix, as rocketmq-client-go adds it.
-func (c Cluster) brokerName(name string) string {
-	if c.Namespace == "" {
-		return name
-	}
-	return c.Namespace + "%" + name
-}
-
-// retryTopic returns the broker's retry topic of group on this cluster:
-// "%RETRY%" before the namespaced group, as the client and the broker name
-// it ("%RETRY%ns%group").
-func (c Cluster) retryTopic(group string) string { return "%RETRY%" + c.brokerName(group) }
 
 // instanceName returns a client instance name unique to this process and
 // call: the two clusters of one process need distinct client instances

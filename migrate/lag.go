@@ -25,7 +25,7 @@ type adminLag struct {
 type names struct{ group, topic, retry string }
 
 func brokerNames(c Cluster, group, topic string) names {
-	return names{group: c.brokerName(group), topic: c.brokerName(topic), retry: c.retryTopic(group)}
+	return names{group: c.Qualify(group), topic: c.Qualify(topic), retry: "%RETRY%" + c.Qualify(group)}
 }
 
 func newAdminLag(group, topic string, clusters [2]Cluster) (*adminLag, error) {

@@ -111,7 +111,7 @@ func NewProducer(old, new Cluster, opts ...ProducerOption) (*Producer, error) {
 	}
 	clusters := [2]Cluster{old, new}
 	for i, c := range clusters {
-		if err := c.validate(Side(i)); err != nil {
+		if err := validateCluster(c, Side(i)); err != nil {
 			return nil, err
 		}
 	}

@@ -80,7 +80,7 @@ func NewSubscription(old, new Cluster, group, topic string, sel consumer.Selecto
 	}
 	clusters := [2]Cluster{old, new}
 	for i, c := range clusters {
-		if err := c.validate(Side(i)); err != nil {
+		if err := validateCluster(c, Side(i)); err != nil {
 			return nil, err
 		}
 	}
@@ -535,16 +535,13 @@ func (s *Subscription) buildConsumer(side Side, extra ...consumer.Option) (*cons
 	}
 	opts = append(opts, s.cfg.consumerOpts...)
 	opts = append(opts,
-		consumer.WithNameServer(cl.NameServers...),
+		// After the caller's options, so that a connection given in
+		// WithConsumerOptions cannot make the consumer and the drain
+		// readings disagree on names.
+		consumer.WithConnection(cl),
 		consumer.WithInstanceName(instanceName(s.group, side)),
 		consumer.WithStartPosition(s.cfg.start[side]),
-		// Always, so that a namespace given in WithConsumerOptions cannot
-		// make the consumer and the drain readings disagree on names.
-		consumer.WithNamespace(cl.Namespace),
 	)
-	if cl.AccessKey != "" {
-		opts = append(opts, consumer.WithCredentials(cl.AccessKey, cl.SecretKey))
-	}
 	if s.cfg.limiter != nil {
 		opts = append(opts, consumer.WithProcessLimiter(s.cfg.limiter))
 	}
