@@ -214,7 +214,7 @@ func TestRestartedInstanceGetsWhatWasProducedWhileItWasDown(t *testing.T) {
 	// waits for handlers, not for the client to record their results.
 	again := len(before) - len(second.Check(before).Lost)
 	t.Logf("after a graceful restart: 0 lost; %d of %d messages handled before the stop came again", again, len(before))
-	// README (Guarantees): a graceful restart repeats at most what the
+	// docs/broadcast.md (Guarantees): a graceful restart repeats at most what the
 	// instance handled since its last offset commit; usually nothing, but
 	// under load the final commit can be missed (55 of 300 seen). Commits
 	// also go with every pull, so that is at most about one pull batch per
@@ -254,7 +254,7 @@ func TestRepeatedRestartsInProcessLoseNothing(t *testing.T) {
 	start(t, c)
 	r := got.RequireAll(t, all, 60*time.Second)
 	t.Logf("%d restarts: 0 lost of %d; %d delivered again", restarts, len(all), r.Duplicates)
-	// README (Guarantees): a graceful restart repeats at most what the
+	// docs/broadcast.md (Guarantees): a graceful restart repeats at most what the
 	// instance handled since its last offset commit (usually nothing; under
 	// load the final commit can be missed). Each instance handles 100
 	// messages (50 produced while it runs, 50 while it was down), each

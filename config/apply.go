@@ -124,8 +124,10 @@ func (d *Document) check(c *consumer.Consumer, cur consumer.Settings) error {
 	fail := func(field, format string, args ...any) {
 		errs = append(errs, &FieldError{Field: field, Line: d.line(field), Msg: fmt.Sprintf(format, args...)})
 	}
-	if d.Group != cur.Group {
-		fail("group", "%q is not the consumer's group %q", d.Group, cur.Group)
+	if d.Group != cur.BaseGroup {
+		// A mode may join another group (broadcast's instance group): the
+		// document names the group given to consumer.New.
+		fail("group", "%q is not the consumer's group %q", d.Group, cur.BaseGroup)
 	}
 	if d.ProcessLimit != nil && c.ProcessLimiter() == nil {
 		fail("processLimit", "the consumer has no process limiter (create one with throttle.New and pass it with consumer.WithProcessLimiter)")

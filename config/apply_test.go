@@ -196,3 +196,38 @@ subscriptions:
 	_, err = config.Apply(plain, mustParse(t, "group: orders\nsubscriptions:\n  created: {adaptivePool: {}}\n"))
 	requireRejected(t, err, []string{"subscriptions.created.adaptivePool", "start-only", "off"})
 }
+
+// instanceMode joins a group of its own, as broadcast.Mode does.
+type instanceMode struct{}
+
+func (instanceMode) Setup(s *consumer.ModeSetup) error {
+	s.Group += "-instance"
+	return nil
+}
+func (instanceMode) BeforeStart(context.Context, consumer.ModeStart) error { return nil }
+func (instanceMode) AfterStart(context.Context, consumer.ModeStart) error  { return nil }
+func (instanceMode) AfterStop(context.Context)                             {}
+
+// A consumer whose mode joins another group (a broadcast instance) is
+// configured by the group given to consumer.New, which the document names.
+func TestDocumentNamesTheGroupGivenToNew(t *testing.T) {
+	c, err := consumer.New("orders", consumer.WithNameServer("127.0.0.1:1"),
+		consumer.WithLogger(slog.New(slog.DiscardHandler)), consumer.WithMode(instanceMode{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	if err := c.Subscribe("created", consumer.All, noop); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := config.Parse([]byte("group: orders\nsubscriptions:\n  created: {poolSize: 3}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := config.Apply(c, doc); err != nil {
+		t.Fatalf("Apply with the base group = %v; want it applied to the instance group %q", err, c.Group())
+	}
+	if got := c.Settings().Subscriptions[0].PoolSize; got != 3 {
+		t.Fatalf("pool size %d, want 3", got)
+	}
+}

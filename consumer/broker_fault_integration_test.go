@@ -59,7 +59,7 @@ func TestBrokerAndNameServerFaultsLoseNothing(t *testing.T) {
 		r := got.RequireAll(t, ids, 120*time.Second)
 		t.Logf("name server down and back: lost=0 dup=%d", r.Duplicates)
 		if r.Duplicates != 0 {
-			t.Fatalf("%d duplicates, README states 0", r.Duplicates)
+			t.Fatalf("%d duplicates, docs/guarantees.md states 0", r.Duplicates)
 		}
 	})
 }

@@ -33,8 +33,9 @@ const (
 // New, add subscriptions with Subscribe, then Start; end with Stop. Its
 // methods are safe for simultaneous use by multiple goroutines.
 type Consumer struct {
-	group string
-	cfg   config
+	group     string
+	baseGroup string // given to New (mode.go)
+	cfg       config
 
 	mu    sync.Mutex
 	state state
@@ -119,6 +120,7 @@ func New(group string, opts ...Option) (*Consumer, error) {
 	if cfg.modeConflict {
 		return nil, fmt.Errorf("%w: WithMode given twice: a consumer has one mode", ErrInvalidOption)
 	}
+	base := group
 	if cfg.mode != nil {
 		ms := ModeSetup{Group: group, Instance: cfg.instance, Connection: cfg.connection(), Logger: cfg.logger, Start: cfg.start}
 		if err := cfg.mode.Setup(&ms); err != nil {
@@ -138,14 +140,15 @@ func New(group string, opts ...Option) (*Consumer, error) {
 		return nil, fmt.Errorf("%w: name server: %w", ErrInvalidOption, err)
 	}
 	c := &Consumer{
-		group:    group,
-		cfg:      cfg,
-		subs:     make(map[string]*subscription),
-		routes:   make(map[string]*subscription),
-		adm:      adm,
-		backer:   adm,
-		released: make(chan struct{}),
-		changed:  make(chan struct{}, 1),
+		group:     group,
+		baseGroup: base,
+		cfg:       cfg,
+		subs:      make(map[string]*subscription),
+		routes:    make(map[string]*subscription),
+		adm:       adm,
+		backer:    adm,
+		released:  make(chan struct{}),
+		changed:   make(chan struct{}, 1),
 	}
 	c.admit, c.stopAdmit = context.WithCancel(context.Background())
 	c.handlerCtx, c.stopHandler = context.WithCancel(context.Background())

@@ -51,9 +51,9 @@ func TestHandlerPanickingOnEveryTenthMessageLosesNone(t *testing.T) {
 		t.Fatal("no handler panicked: the test proves nothing")
 	}
 	// Only successes are recorded, and a panicked message is retried
-	// once: a duplicate is a message handled twice (README: 0).
+	// once: a duplicate is a message handled twice (docs/guarantees.md: 0).
 	if r.Duplicates != 0 {
-		t.Fatalf("%d duplicates, README states 0", r.Duplicates)
+		t.Fatalf("%d duplicates, docs/guarantees.md states 0", r.Duplicates)
 	}
 }
 
@@ -82,7 +82,7 @@ func TestHandlerHangingUntilItsContextEndsIsRedelivered(t *testing.T) {
 		t.Fatalf("failed = %d, want the 5 hanging messages", stats(c, topic).Failed)
 	}
 	if r.Duplicates != 0 {
-		t.Fatalf("%d duplicates, README states 0", r.Duplicates)
+		t.Fatalf("%d duplicates, docs/guarantees.md states 0", r.Duplicates)
 	}
 }
 

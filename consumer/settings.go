@@ -10,7 +10,11 @@ import (
 // Settings is a snapshot of a consumer's configuration: what New and
 // Subscribe fixed and what the live setters changed since.
 type Settings struct {
+	// Group is the group the consumer joins.
 	Group string
+	// BaseGroup is the group given to New: Group, unless a mode chose
+	// another (broadcast's instance group). Configuration names it.
+	BaseGroup string
 	// GroupLimit is the group limit as set: for this instance, or, with
 	// GroupQuota, for the whole group.
 	GroupLimit throttle.Limit
@@ -45,6 +49,7 @@ func (c *Consumer) Settings() Settings {
 	c.glim.mu.Lock()
 	out := Settings{
 		Group:         c.group,
+		BaseGroup:     c.baseGroup,
 		GroupLimit:    c.glim.limit,
 		GroupQuota:    c.glim.quota,
 		InstanceLimit: c.glim.shareLocked(),

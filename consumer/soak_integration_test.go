@@ -34,7 +34,7 @@ func rssBytes() uint64 {
 	return 0
 }
 
-// Memory figures of the README (Guarantees and faults, Memory), measured by
+// Memory figures of docs/guarantees.md (Memory), measured by
 // TestSoakMemoryStaysBoundedUnderAMillionMessageBacklog, and the margin the
 // soak tests allow over them: half again, for other runs' noise (GC timing,
 // the broker's pace). A consumer that buffered beyond its prefetch
@@ -253,7 +253,7 @@ func TestSoakContinuousConsumptionWithPeriodicResizes(t *testing.T) {
 	prodWG.Wait()
 
 	// Everything produced is handled once: no loss, and no duplicates from
-	// the resizes (README: pool resized every 100 ms, 0 lost, 0 duplicates).
+	// the resizes (docs/guarantees.md: pool resized every 100 ms, 0 lost, 0 duplicates).
 	n := int(produced.Load())
 	if !rmqtest.WaitUntil(3*time.Minute, func() bool { lost, _, _ := ids.check(n); return lost == 0 }) {
 		lost, _, _ := ids.check(n)

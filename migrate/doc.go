@@ -72,5 +72,5 @@
 // WatchFile applies a small YAML document ({phase: dual, weight: 50}) to a
 // Subscription and a Producer and follows the file's edits.
 //
-// See the README, section "Moving a topic to another cluster", for the procedure.
+// See docs/migrate.md in the repository for the procedure.
 package migrate

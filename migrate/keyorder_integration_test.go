@@ -18,7 +18,7 @@ import (
 
 // The Producer's default queue selector keeps every message of a sharding
 // key on one queue of its cluster, so an orderly subscription receives
-// each key's messages in the order they were sent (the README's per-key
+// each key's messages in the order they were sent (docs/migrate.md's per-key
 // order); messages without a key still spread over all queues.
 //
 // 200 keys x 10 messages in dual at weight 50, sent in per-key order by 8

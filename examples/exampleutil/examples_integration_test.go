@@ -16,7 +16,7 @@ import (
 )
 
 // Every example program runs against the real clusters and exits cleanly,
-// so that the README's programs cannot rot unnoticed.
+// so that the programs the docs point to cannot rot unnoticed.
 func TestExamplesRunAgainstTheRealBroker(t *testing.T) {
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
@@ -36,6 +36,8 @@ func TestExamplesRunAgainstTheRealBroker(t *testing.T) {
 		{"observability", []string{"-duration", "6s", "-metrics-addr", "127.0.0.1:19464"}, false, ""},
 		{"broadcast", []string{"-duration", "6s", "-identity", "example_" + strconv.FormatInt(time.Now().UnixNano(), 36)}, false, ""},
 		{"migrate", []string{"-duration", "30s"}, true, ""},
+		// One broadcast subscription with live config, rmqotel, a group rate and Lag.
+		{"composed", []string{"-duration", "8s", "-identity", "example_" + strconv.FormatInt(time.Now().UnixNano(), 36)}, false, "spans="},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -10,7 +10,7 @@
 // rmqotel.ProducerInterceptor, then one a second. Every fifth message fails
 // on its first delivery, so that failures show up too, and, after the
 // broker's retry back-off (some tens of seconds), redeliveries with
-// rmqkit.message.reconsume_count 1. See the README, section Observability.
+// rmqkit.message.reconsume_count 1. See docs/observability.md.
 package main
 
 import (
