@@ -85,16 +85,15 @@ func (r *latencyRecord) percentiles() latencyRun {
 
 // latencyMeasureRun creates a fresh topic, starts a consumer of a fresh
 // group on it with start (which returns its stop), waits until it has
-// handled a probe (rebalanced, pulling), then sends latencyWarm's worth of
-// warm-up messages and latencyMeasure's worth of measured ones at
+// handled a probe (rebalanced, pulling), then sends with p latencyWarm's
+// worth of warm-up messages and latencyMeasure's worth of measured ones at
 // latencyRate and waits until every measured one was handled.
-func latencyMeasureRun(b *testing.B, cl *rmqtest.Cluster, start func(topic string, rec *latencyRecord) (stop func())) latencyRun {
+func latencyMeasureRun(b *testing.B, cl *rmqtest.Cluster, p *rmqtest.Producer, start func(topic string, rec *latencyRecord) (stop func())) latencyRun {
 	topic := cl.NewTopic(b, rmqtest.Queues(8))
 	warmN, n := int(latencyRate*latencyWarm.Seconds()), int(latencyRate*latencyMeasure.Seconds())
 	rec := newLatencyRecord(warmN, n)
 	stop := start(topic, rec)
 	defer stop()
-	p := cl.NewProducer(b)
 	deadline := time.Now().Add(time.Minute)
 	for k := 1; rec.seen.Load() == 0; k++ {
 		p.ProducePaced(topic, -k, 1, 1) // negative sequence numbers are not measured
@@ -181,6 +180,7 @@ func startLatencyRaw(b *testing.B, cl *rmqtest.Cluster) func(string, *latencyRec
 // with -benchtime 1x: the sub-benchmarks only report.
 func BenchmarkLatency(b *testing.B) {
 	cl := rmqtest.ClusterA(b)
+	p := cl.NewProducer(b) // one for every run: idle producers' loops would be CPU neighbours
 	contenders := []struct {
 		name  string
 		start func(string, *latencyRecord) func()
@@ -192,7 +192,7 @@ func BenchmarkLatency(b *testing.B) {
 	for r := range latencyRounds {
 		for i := range contenders {
 			c := contenders[(i+r)%len(contenders)]
-			lr := latencyMeasureRun(b, cl, c.start)
+			lr := latencyMeasureRun(b, cl, p, c.start)
 			runs[c.name] = append(runs[c.name], lr)
 			b.Logf("round %d %s: born-to-start p50 %.2f ms p99 %.2f ms; born-to-done p50 %.2f ms p99 %.2f ms",
 				r+1, c.name, lr.p50Start, lr.p99Start, lr.p50Done, lr.p99Done)
