@@ -161,9 +161,15 @@ func startConsumer(t *testing.T, nameServer, group, topic string, consumed *atom
 	if err := c.Start(); err != nil {
 		t.Fatalf("consumer Start: %v", err)
 	}
+	started := time.Now()
 	var stopped atomic.Bool
 	stop = func() {
 		if stopped.CompareAndSwap(false, true) {
+			// The client sends its first heartbeat 1 s after Start
+			// without looking at Shutdown: shut down before it, and the
+			// broker may list the client again, on its dead connection,
+			// for 2 minutes (what consumer.Stop waits out too).
+			time.Sleep(time.Until(started.Add(1500 * time.Millisecond)))
 			if err := c.Shutdown(); err != nil {
 				t.Errorf("consumer Shutdown: %v", err)
 			}
