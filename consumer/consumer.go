@@ -184,6 +184,12 @@ func (c *Consumer) Subscribe(topic string, sel Selector, h Handler, opts ...Subs
 			o(&sc)
 		}
 	}
+	if err := sc.keyed.check(topic, &sc); err != nil {
+		return err
+	}
+	// A key-ordered subscription is consumed in the client's orderly mode
+	// (keyed.go).
+	sc.orderly = sc.orderly || sc.keyed.on
 	if sc.batch == nil && h == nil {
 		return fmt.Errorf("%w: topic %q: handler is nil", ErrInvalidOption, topic)
 	}
@@ -219,6 +225,9 @@ func (c *Consumer) Subscribe(topic string, sel Selector, h Handler, opts ...Subs
 		if other.orderly != sc.orderly {
 			return fmt.Errorf("%w: %q is orderly=%v, %q is orderly=%v", ErrMixedOrdering, topic, sc.orderly, other.topic, other.orderly)
 		}
+		if (other.keyed != nil) != sc.keyed.on {
+			return fmt.Errorf("%w: %q is key-ordered=%v, %q is key-ordered=%v", ErrMixedOrdering, topic, sc.keyed.on, other.topic, other.keyed != nil)
+		}
 		break
 	}
 	s := &subscription{
@@ -232,6 +241,7 @@ func (c *Consumer) Subscribe(topic string, sel Selector, h Handler, opts ...Subs
 		maxRetries: maxRetries,
 		limiter:    limiter,
 		intake:     make(chan struct{}, 1),
+		keyed:      newKeyed(sc.keyed),
 	}
 	if h != nil {
 		s.handler = chain(h, c.cfg.middleware)
@@ -402,6 +412,9 @@ func (c *Consumer) clientOptions(queues int) []rmq.Option {
 		orderly = s.orderly
 		maxRetries = max(maxRetries, s.maxRetries)
 		batch = max(batch, s.batchSize)
+		if s.keyed != nil {
+			batch = max(batch, KeyOrderedIntake)
+		}
 	}
 	if !orderly {
 		// Batch intake (intake.go): callbacks of a pull's worth.

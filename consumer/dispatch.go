@@ -116,6 +116,9 @@ func (c *Consumer) callbackReturned(msgs []*primitive.MessageExt, acked bool) {
 // dead-lettered.
 func (c *Consumer) handleRun(ctx context.Context, s *subscription, exts []*primitive.MessageExt, orderly bool) verdict {
 	s.received.Add(uint64(len(exts)))
+	if s.keyed != nil {
+		return c.handleKeyed(ctx, s, exts) // keyed.go
+	}
 	if !orderly {
 		return c.fanOut(ctx, s, exts) // intake.go
 	}

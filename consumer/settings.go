@@ -36,6 +36,7 @@ type SubscriptionSettings struct {
 	PoolSize   int            // the pool's current size (live: SetPoolSize)
 	Rate       throttle.Limit // the subscription's rate limit (live: SetRate)
 	Orderly    bool           // fixed by Subscribe
+	KeyOrdered bool           // WithKeyOrdered; fixed by Subscribe
 	BatchSize  int            // 1 without WithBatch; fixed by Subscribe
 	MaxRetries int            // fixed by Subscribe
 	// Adaptive holds WithAdaptivePool's bounds, defaults filled in; nil
@@ -65,7 +66,8 @@ func (c *Consumer) Settings() Settings {
 			Topic:      s.topic,
 			PoolSize:   s.pool.Cap(),
 			Rate:       s.limiter.Limit(),
-			Orderly:    s.orderly,
+			Orderly:    s.orderly && s.keyed == nil,
+			KeyOrdered: s.keyed != nil,
 			BatchSize:  s.batchSize,
 			MaxRetries: s.maxRetries,
 			Adaptive:   s.adaptive.settings(),

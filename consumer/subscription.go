@@ -100,6 +100,7 @@ type subConfig struct {
 	suspend    time.Duration
 	rate       throttle.Limit
 	adaptive   *Adaptive // WithAdaptivePool (adaptive.go)
+	keyed      keyOrder  // WithKeyOrdered, WithKey (keyed.go)
 }
 
 // WithPoolSize sets the size of the subscription's own pool. The default is
@@ -185,6 +186,7 @@ type subscription struct {
 	adaptive   *adaptiveSizer // nil unless WithAdaptivePool (adaptive.go)
 	intake     chan struct{}  // one callback starts its messages at a time (intake.go)
 	queued     atomic.Int64   // messages held that have not started (intake.go)
+	keyed      *keyed         // nil unless WithKeyOrdered (keyed.go); orderly is set too
 
 	received  atomic.Uint64
 	succeeded atomic.Uint64
@@ -221,6 +223,10 @@ type SubscriptionStats struct {
 	Queued int64
 	// Adaptive is the state of adaptive sizing (WithAdaptivePool).
 	Adaptive AdaptiveStats
+	// KeyLanes is, for a key-ordered subscription (WithKeyOrdered), the
+	// number of keys with messages waiting or running now; a key's state is
+	// freed as soon as it has none.
+	KeyLanes int
 }
 
 func (s *subscription) stats() SubscriptionStats {
@@ -237,5 +243,6 @@ func (s *subscription) stats() SubscriptionStats {
 		Deferred:     s.deferred.Load(),
 		Queued:       s.queued.Load(),
 		Adaptive:     s.adaptive.snapshot(),
+		KeyLanes:     s.keyed.laneCount(),
 	}
 }

@@ -1,0 +1,296 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+)
+
+// Key-ordered subscriptions (WithKeyOrdered). The client consumes them in
+// its orderly mode: one callback at a time per queue, the queue locked on
+// the broker, so a queue's messages reach rmqkit in offset order and a
+// queue is handled by one instance at a time. rmqkit takes up to
+// KeyOrderedIntake messages per callback, queues each in its key's lane
+// (keylanes.go) and returns only when every one of them is settled:
+// handled, or dead-lettered after its last try. The client commits a
+// queue's offset only when its callback returns success, so the committed
+// offset never passes a message that is not settled.
+//
+// Why a barrier per callback and not a pipeline: the client's offset store
+// cannot be given offsets from outside, so a pipeline would have to commit
+// around it (and race its own persistence), and a queue given up at a
+// rebalance would still have messages running after its callback returned,
+// while its new owner starts. The barrier keeps both with the client, at a
+// cost: a callback lasts as long as its longest lane. The other queues'
+// callbacks fill the pool meanwhile (BenchmarkKeyOrdered).
+
+// KeyOrderedIntake is how many messages a key-ordered subscription takes
+// from a queue at once (the client's ConsumeMessageBatchMaxSize). It bounds
+// a queue's messages in flight, and so the redeliveries after a crash.
+const KeyOrderedIntake = 32
+
+// KeyFunc returns the ordering key of a message. Messages with the same key
+// are handled one at a time, in queue order; the empty key orders a message
+// with nothing.
+type KeyFunc func(*Message) string
+
+// Sharding key properties: the Go client's producer writes the first, the
+// Java client, the 5.x clients and the broker's own tools the second.
+const (
+	shardingKeyGo   = primitive.PropertyShardingKey // "SHARDING_KEY"
+	shardingKeyJava = "__SHARDINGKEY"
+)
+
+// ShardingKey is the default KeyFunc: the message's sharding key, read from
+// the __SHARDINGKEY property (Java and 5.x producers) or, when that is
+// empty, SHARDING_KEY (rocketmq-client-go's producer).
+func ShardingKey(m *Message) string {
+	if k := m.Property(shardingKeyJava); k != "" {
+		return k
+	}
+	return m.Property(shardingKeyGo)
+}
+
+// keyOrder is what WithKeyOrdered and WithKey set.
+type keyOrder struct {
+	on         bool
+	key        KeyFunc
+	retryDelay time.Duration
+}
+
+// WithKeyOrdered makes the subscription key-ordered: messages with the same
+// key (by default their sharding key, see ShardingKey and WithKey) are
+// handled one at a time in queue-offset order, and messages with different
+// keys run at once on the subscription's pool, up to its size. A message
+// without a key is ordered with nothing: it runs as soon as a worker is
+// free, like a message of a key of its own.
+//
+// A failed message is retried in place after retryDelay (default one second
+// when 0): its key waits, other keys go on. After the subscription's max
+// retries it goes to the dead-letter queue and its key continues. It never
+// passes through the retry topic, which would let the key's later messages
+// overtake it.
+//
+// Offsets: a queue's offset is committed only when all the messages taken
+// with it (up to KeyOrderedIntake) are settled, so after a crash nothing is
+// lost, and the messages handled again are at most those of the callbacks
+// in flight plus what was settled since the last offset persist (the
+// client's: every 5 s, and with every pull).
+//
+// The client consumes the subscription in its orderly mode, so the
+// consumer's other subscriptions must be key-ordered too (ErrMixedOrdering),
+// and WithKeyOrdered cannot be combined with WithOrderly or WithBatch.
+// Rate limits, pool resizing, middleware and tracing apply per message as
+// in the other modes.
+func WithKeyOrdered(retryDelay time.Duration) SubscribeOption {
+	return func(s *subConfig) {
+		s.keyed.on = true
+		s.keyed.retryDelay = retryDelay
+	}
+}
+
+// WithKey sets the ordering key of a key-ordered subscription (WithKeyOrdered);
+// the default is ShardingKey. f runs once per delivered message, before
+// its handler, and must be fast and safe for concurrent use.
+func WithKey(f KeyFunc) SubscribeOption { return func(s *subConfig) { s.keyed.key = f } }
+
+// check validates the key-ordered options of the subscription to topic.
+func (k *keyOrder) check(topic string, sc *subConfig) error {
+	switch {
+	case k.key != nil && !k.on:
+		return fmt.Errorf("%w: topic %q: WithKey without WithKeyOrdered", ErrInvalidOption, topic)
+	case !k.on:
+		return nil
+	case sc.orderly:
+		return fmt.Errorf("%w: topic %q: WithKeyOrdered and WithOrderly exclude each other", ErrInvalidOption, topic)
+	case sc.batch != nil:
+		return fmt.Errorf("%w: topic %q: WithKeyOrdered and WithBatch exclude each other", ErrInvalidOption, topic)
+	case k.retryDelay < 0:
+		return fmt.Errorf("%w: topic %q: key retry delay %v is negative", ErrInvalidOption, topic, k.retryDelay)
+	}
+	return nil
+}
+
+// keyed is a key-ordered subscription's state.
+type keyed struct {
+	key        KeyFunc
+	retryDelay time.Duration
+	lanes      *keyLanes
+	held       heldQueues
+}
+
+// newKeyed returns the state of a key-ordered subscription, nil if k is off.
+func newKeyed(k keyOrder) *keyed {
+	if !k.on {
+		return nil
+	}
+	kd := &keyed{key: k.key, retryDelay: k.retryDelay, lanes: newKeyLanes()}
+	if kd.key == nil {
+		kd.key = ShardingKey
+	}
+	if kd.retryDelay == 0 {
+		kd.retryDelay = time.Second
+	}
+	return kd
+}
+
+// lanes reports the keys with messages waiting or running, 0 for a
+// subscription that is not key-ordered.
+func (k *keyed) laneCount() int {
+	if k == nil {
+		return 0
+	}
+	return k.lanes.len()
+}
+
+// keyedCallback is one client callback of a key-ordered subscription.
+type keyedCallback struct {
+	mq       *primitive.MessageQueue
+	received time.Time
+	wg       sync.WaitGroup
+	// abandoned: the consumer is stopping and some message was not
+	// handled; lost: the queue was given up at a rebalance and the rest of
+	// the callback was not started. Either way the callback must not be
+	// acknowledged.
+	abandoned atomic.Bool
+	lost      atomic.Bool
+}
+
+// handleKeyed runs one callback of a key-ordered subscription: every
+// message in its key's lane, and returns once all are settled.
+func (c *Consumer) handleKeyed(ctx context.Context, s *subscription, exts []*primitive.MessageExt) verdict {
+	cb := &keyedCallback{mq: exts[0].Queue, received: time.Now()}
+	if oc, ok := primitive.GetOrderlyCtx(ctx); ok {
+		cb.mq = &oc.MQ // the client's own key for the queue
+	}
+	keys := make([]string, len(exts))
+	tasks := make([]func(), len(exts))
+	for i, e := range exts {
+		d := &delivery{c: c, s: s}
+		d.msg.fill(c.group, s.topic, e)
+		d.msg.received = cb.received
+		keys[i] = s.keyed.key(&d.msg)
+		tasks[i] = func() {
+			defer cb.wg.Done()
+			c.runKeyed(ctx, s, cb, d)
+		}
+	}
+	cb.wg.Add(len(exts))
+	s.keyed.lanes.add(keys, tasks)
+	cb.wg.Wait()
+	switch {
+	case cb.abandoned.Load():
+		return releaseParked
+	case cb.lost.Load():
+		return retryInPlace
+	}
+	return acknowledge
+}
+
+// runKeyed settles one message in its lane: it is tried until it succeeds
+// or its tries are spent, then dead-lettered. It returns early, leaving the
+// message unsettled (and its callback unacknowledged), when the consumer
+// stops or the queue was given up.
+func (c *Consumer) runKeyed(ctx context.Context, s *subscription, cb *keyedCallback, first *delivery) {
+	e := first.msg.ext
+	for try := 0; ; try++ {
+		if !c.keyedMayStart(s, cb) {
+			return
+		}
+		d := first
+		if try > 0 {
+			d = &delivery{c: c, s: s}
+			d.msg.fill(c.group, s.topic, e)
+			d.msg.received = cb.received
+		}
+		// Tries in place are redeliveries to the handler.
+		d.msg.ReconsumeCount = int(e.ReconsumeTimes) + try
+		switch o, _ := d.do(1); o {
+		case handled:
+			return
+		case abandoned:
+			cb.abandoned.Store(true)
+			return
+		}
+		if d.msg.ReconsumeCount >= s.maxRetries {
+			c.deadLetterKeyed(ctx, s, cb, e, d.msg.ReconsumeCount+1)
+			return
+		}
+		if !c.keyedPause(s, cb) {
+			return
+		}
+	}
+}
+
+// deadLetterKeyed sends an exhausted message to the dead-letter queue. A
+// hand-back that fails is tried again after the retry delay, for as long
+// as it takes: the key must not go on without it.
+func (c *Consumer) deadLetterKeyed(ctx context.Context, s *subscription, cb *keyedCallback, e *primitive.MessageExt, tries int) {
+	for {
+		err := c.sendBack(ctx, s, e, true, 0)
+		if err == nil {
+			s.dlq.Add(1)
+			c.cfg.logger.Warn("rmqkit message exhausted its retries; sent to the dead-letter queue and its key continues",
+				"group", c.group, "topic", s.topic, "msg_id", e.MsgId, "tries", tries)
+			return
+		}
+		c.cfg.logger.Error("rmqkit: cannot dead-letter an exhausted key-ordered message; its key waits and it is tried again",
+			"group", c.group, "topic", s.topic, "msg_id", e.MsgId, "error", err)
+		if !c.keyedPause(s, cb) || !c.keyedMayStart(s, cb) {
+			return
+		}
+	}
+}
+
+// keyedPause waits the retry delay; false if the consumer began to stop.
+func (c *Consumer) keyedPause(s *subscription, cb *keyedCallback) bool {
+	t := time.NewTimer(s.keyed.retryDelay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-c.admit.Done():
+		cb.abandoned.Store(true)
+		return false
+	}
+}
+
+// keyedMayStart reports whether the callback may start (or retry) its next
+// message: not once its queue has been given up. Once given up, the
+// callback starts nothing more, even if the queue comes back: a later
+// message of a key must never run after an earlier one was left out.
+func (c *Consumer) keyedMayStart(s *subscription, cb *keyedCallback) bool {
+	if cb.lost.Load() {
+		return false
+	}
+	if h := c.handover; h != nil && cb.mq != nil && !s.keyed.held.has(h.queues, *cb.mq) {
+		cb.lost.Store(true)
+		return false
+	}
+	return true
+}
+
+// heldQueues caches the client's queue table for keyedMayStart: reading it
+// walks every queue, too much for every message.
+type heldQueues struct {
+	mu  sync.Mutex
+	at  time.Time
+	set map[primitive.MessageQueue]bool
+}
+
+// heldRefresh is how stale the cache may be: how long a queue given up may
+// still have messages started.
+const heldRefresh = 250 * time.Millisecond
+
+func (h *heldQueues) has(read func() map[primitive.MessageQueue]bool, mq primitive.MessageQueue) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.set == nil || time.Since(h.at) > heldRefresh {
+		h.set, h.at = read(), time.Now()
+	}
+	return h.set[mq]
+}

@@ -1,0 +1,246 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	rmq "github.com/apache/rocketmq-client-go/v2/consumer"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+)
+
+// keyedExt is a message of key k (as the Go producer writes it, or the Java
+// one with java set) at offset off.
+func keyedExt(k string, off int64, java bool) *primitive.MessageExt {
+	m := ext(k+"-"+strconv.FormatInt(off, 10), 0)
+	m.QueueOffset = off
+	switch {
+	case k == "":
+	case java:
+		m.WithProperty("__SHARDINGKEY", k)
+	default:
+		m.WithProperty(primitive.PropertyShardingKey, k)
+	}
+	return m
+}
+
+func orderlyCtx() context.Context {
+	return primitive.WithOrderlyCtx(context.Background(), primitive.NewConsumeOrderlyContext())
+}
+
+// handlerCalls records handler calls: id and ReconsumeCount, in call order.
+type handlerCalls struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (h *handlerCalls) add(m *Message) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.calls = append(h.calls, m.ID+"#"+strconv.Itoa(m.ReconsumeCount))
+}
+
+func (h *handlerCalls) list() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.calls...)
+}
+
+// A poison message is retried in place (its key waits behind it) up to the
+// subscription's retries, then dead-lettered, never sent to the retry
+// topic; its key then continues, and the callback is acknowledged.
+func TestKeyedPoisonMessageIsRetriedInPlaceThenDeadLettered(t *testing.T) {
+	var h handlerCalls
+	c := running(t, func(_ context.Context, m *Message) error {
+		h.add(m)
+		if m.ID == "p-1" {
+			return errors.New("poison")
+		}
+		return nil
+	}, nil, WithKeyOrdered(time.Millisecond), WithSubscriptionMaxRetries(2))
+	got, _ := c.consume(orderlyCtx(), keyedExt("p", 1, false), keyedExt("p", 2, true), keyedExt("q", 3, false))
+	if got != rmq.ConsumeSuccess {
+		t.Fatalf("consume = %v, want ConsumeSuccess once the poison message is dead-lettered", got)
+	}
+	var p []string
+	for _, c := range h.list() {
+		if c[0] == 'p' {
+			p = append(p, c)
+		}
+	}
+	want := []string{"p-1#0", "p-1#1", "p-1#2", "p-2#0"}
+	if len(p) != len(want) {
+		t.Fatalf("key p calls %v, want %v", p, want)
+	}
+	for i := range want {
+		if p[i] != want[i] {
+			t.Fatalf("key p calls %v, want %v", p, want)
+		}
+	}
+	back := broker(c).handedBack()
+	if len(back) != 1 || back[0].DelayLevel != -1 || back[0].OriginMsgID != "p-1" {
+		t.Fatalf("handed back %+v, want p-1 once, to the dead-letter queue (delay -1)", back)
+	}
+	if st := c.Stats()[0]; st.DeadLettered != 1 || st.Failed != 3 || st.Succeeded != 2 {
+		t.Fatalf("stats = %+v, want DeadLettered 1, Failed 3, Succeeded 2", st)
+	}
+	// A lane is freed by its goroutine just after its last message settles.
+	if !waitCond(func() bool { return c.Stats()[0].KeyLanes == 0 }) {
+		t.Fatalf("%d key lanes left, want 0", c.Stats()[0].KeyLanes)
+	}
+}
+
+// A dead-letter hand-back that fails is tried again; the key does not go on
+// without its message.
+func TestKeyedFailedDeadLetterHoldsTheKeyUntilItWorks(t *testing.T) {
+	var h handlerCalls
+	c := running(t, func(_ context.Context, m *Message) error {
+		h.add(m)
+		if m.ID == "p-1" {
+			return errors.New("poison")
+		}
+		return nil
+	}, nil, WithKeyOrdered(5*time.Millisecond), WithSubscriptionMaxRetries(0))
+	b := broker(c)
+	b.mu.Lock()
+	b.err = errors.New("broker away")
+	b.mu.Unlock()
+	done := make(chan rmq.ConsumeResult)
+	go func() {
+		r, _ := c.consume(orderlyCtx(), keyedExt("p", 1, false), keyedExt("p", 2, false))
+		done <- r
+	}()
+	time.Sleep(50 * time.Millisecond)
+	if calls := h.list(); len(calls) != 1 {
+		t.Fatalf("calls %v while p-1 could not be dead-lettered, want only p-1's", calls)
+	}
+	b.mu.Lock()
+	b.err = nil
+	b.mu.Unlock()
+	if r := <-done; r != rmq.ConsumeSuccess {
+		t.Fatalf("consume = %v, want ConsumeSuccess", r)
+	}
+	if calls := h.list(); len(calls) != 2 || calls[1] != "p-2#0" {
+		t.Fatalf("calls %v, want p-2 after p-1 was dead-lettered", calls)
+	}
+}
+
+// The key is the sharding key under either property name, or the user's
+// function.
+func TestKeyedKeyIsTheShardingKeyOrTheUsersFunction(t *testing.T) {
+	goKey, javaKey := keyedExt("a", 1, false), keyedExt("b", 2, true)
+	if k := ShardingKey(newMessage("g", "t", goKey)); k != "a" {
+		t.Fatalf("SHARDING_KEY: key %q, want a", k)
+	}
+	if k := ShardingKey(newMessage("g", "t", javaKey)); k != "b" {
+		t.Fatalf("__SHARDINGKEY: key %q, want b", k)
+	}
+	if k := ShardingKey(newMessage("g", "t", keyedExt("", 3, false))); k != "" {
+		t.Fatalf("no sharding key: key %q, want empty", k)
+	}
+	var mu sync.Mutex
+	var keys []string
+	c := running(t, func(context.Context, *Message) error { return nil }, nil, WithKeyOrdered(0),
+		WithKey(func(m *Message) string {
+			mu.Lock()
+			defer mu.Unlock()
+			keys = append(keys, m.Keys)
+			return m.Keys
+		}))
+	m := keyedExt("", 1, false)
+	m.WithKeys([]string{"order-7"})
+	if got, _ := c.consume(orderlyCtx(), m); got != rmq.ConsumeSuccess || len(keys) != 1 || keys[0] != "order-7" {
+		t.Fatalf("consume = %v, key function saw %v; want success and [order-7]", got, keys)
+	}
+}
+
+// A key-ordered subscription refuses options it cannot honour, and cannot
+// share a consumer with subscriptions of another ordering.
+func TestKeyedRefusesConflictingOptions(t *testing.T) {
+	h := func(context.Context, *Message) error { return nil }
+	bh := func(context.Context, []*Message) error { return nil }
+	tests := []struct {
+		name string
+		opts []SubscribeOption
+	}{
+		{"with orderly", []SubscribeOption{WithKeyOrdered(0), WithOrderly(0)}},
+		{"with batch", []SubscribeOption{WithKeyOrdered(0), WithBatch(4, bh)}},
+		{"key function alone", []SubscribeOption{WithKey(ShardingKey)}},
+		{"negative delay", []SubscribeOption{WithKeyOrdered(-time.Second)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := New("g", WithNameServer("127.0.0.1:1"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = c.Stop(context.Background()) })
+			if err := c.Subscribe("t", All, h, tt.opts...); !errors.Is(err, ErrInvalidOption) {
+				t.Fatalf("Subscribe = %v, want ErrInvalidOption", err)
+			}
+		})
+	}
+	for _, other := range [][]SubscribeOption{nil, {WithOrderly(0)}} {
+		c, err := New("g", WithNameServer("127.0.0.1:1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Stop(context.Background()) })
+		if err := c.Subscribe("k", All, h, WithKeyOrdered(0)); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Subscribe("o", All, h, other...); !errors.Is(err, ErrMixedOrdering) {
+			t.Fatalf("Subscribe of another ordering = %v, want ErrMixedOrdering", err)
+		}
+	}
+}
+
+// Stop abandons the messages of a callback that were not handled: the
+// callback is not acknowledged, so the client redelivers them after the
+// restart.
+func TestKeyedStopLeavesUnhandledMessagesUnacknowledged(t *testing.T) {
+	started := make(chan struct{})
+	release := make(chan struct{})
+	c := running(t, func(_ context.Context, m *Message) error {
+		if m.ID == "a-1" {
+			close(started)
+			<-release
+		}
+		return nil
+	}, nil, WithKeyOrdered(0))
+	done := make(chan rmq.ConsumeResult)
+	go func() {
+		r, _ := c.consume(orderlyCtx(), keyedExt("a", 1, false), keyedExt("a", 2, false))
+		done <- r
+	}()
+	<-started
+	stopped := make(chan error)
+	go func() { stopped <- c.Stop(context.Background()) }()
+	if !waitCond(func() bool { return c.stopping.Load() && c.admit.Err() != nil }) {
+		t.Fatal("stop did not begin")
+	}
+	close(release)
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	if r := <-done; r == rmq.ConsumeSuccess {
+		t.Fatal("callback acknowledged although a-2 was never handled")
+	}
+	if st := c.Stats()[0]; st.Succeeded != 1 || st.Abandoned != 1 {
+		t.Fatalf("stats = %+v, want a-1 handled and a-2 abandoned", st)
+	}
+}
+
+func waitCond(cond func() bool) bool {
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return true
+}
