@@ -155,6 +155,9 @@ func (d *Document) check(c *consumer.Consumer, cur consumer.Settings) error {
 		if want.Orderly != nil {
 			startOnly("orderly", *want.Orderly, have.Orderly)
 		}
+		if want.KeyOrdered != nil {
+			startOnly("keyOrdered", *want.KeyOrdered, have.KeyOrdered)
+		}
 		if want.BatchSize != nil {
 			startOnly("batchSize", *want.BatchSize, have.BatchSize)
 		}

@@ -33,8 +33,8 @@
 // burst 0 when left out inside them); a subscription's rate and burst
 // likewise go together, and burst without rate is an error.
 //
-// Keys that the consumer fixes at Subscribe (orderly, batchSize,
-// maxRetries, adaptivePool) are start-only: a document whose value differs
+// Keys that the consumer fixes at Subscribe (orderly, keyOrdered,
+// batchSize, maxRetries, adaptivePool) are start-only: a document whose value differs
 // from the consumer's is rejected, saying so. Everything else applies live.
 // poolSize and adaptivePool are exclusive in one subscription; a poolSize
 // applied to an adaptive subscription pins its size (consumer.SetPoolSize).

@@ -70,6 +70,7 @@ type Subscription struct {
 	Burst      *int     `yaml:"burst"`      // live, with rate; 0 = default
 	BatchSize  *int     `yaml:"batchSize"`  // start-only; [1, MaxBatchSize]
 	Orderly    *bool    `yaml:"orderly"`    // start-only
+	KeyOrdered *bool    `yaml:"keyOrdered"` // start-only; consumer.WithKeyOrdered(0); not with orderly or batchSize
 	MaxRetries *int     `yaml:"maxRetries"` // start-only; [0, MaxMaxRetries]
 	// AdaptivePool sizes the pool by itself (consumer.WithAdaptivePool);
 	// start-only, and exclusive with PoolSize, which would pin the size.
@@ -207,7 +208,7 @@ var (
 		"subscriptions": {kind: kTopics, elem: subscriptionSchema},
 	}}
 	subscriptionSchema = &schema{kind: kMap, keys: map[string]*schema{
-		"poolSize": sInt, "rate": sFloat, "burst": sInt, "batchSize": sInt, "orderly": sBool, "maxRetries": sInt,
+		"poolSize": sInt, "rate": sFloat, "burst": sInt, "batchSize": sInt, "orderly": sBool, "keyOrdered": sBool, "maxRetries": sInt,
 		"adaptivePool": {kind: kMap, keys: map[string]*schema{"min": sInt, "max": sInt, "window": sString}},
 	}}
 )
@@ -361,6 +362,14 @@ func (d *Document) Validate() error {
 		}
 		if s.MaxRetries != nil && (*s.MaxRetries < 0 || *s.MaxRetries > MaxMaxRetries) {
 			fail(p+".maxRetries", "%d is outside [0, %d]", *s.MaxRetries, MaxMaxRetries)
+		}
+		if s.KeyOrdered != nil && *s.KeyOrdered {
+			if s.Orderly != nil && *s.Orderly {
+				fail(p+".keyOrdered", "set with orderly: a subscription is orderly or key-ordered, not both")
+			}
+			if s.BatchSize != nil {
+				fail(p+".keyOrdered", "set with batchSize: key-ordered subscriptions hand messages to a Handler one at a time")
+			}
 		}
 		if a := s.AdaptivePool; a != nil {
 			checkAdaptive(fail, p+".adaptivePool", a)

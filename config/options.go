@@ -6,7 +6,7 @@ import (
 
 // Options turns doc into the options that build a consumer with its
 // settings: the consumer options (group limit or quota) and, by topic, the
-// subscribe options (pool size, rate, orderly, max retries, adaptive pool). Pass them to
+// subscribe options (pool size, rate, orderly, key-ordered, max retries, adaptive pool). Pass them to
 // consumer.New(doc.Group, ...) and Subscribe; options given after them win.
 //
 // Two keys cannot be turned into options: processLimit, because the process
@@ -35,6 +35,9 @@ func Options(doc *Document) ([]consumer.Option, map[string][]consumer.SubscribeO
 		}
 		if s.Orderly != nil && *s.Orderly {
 			so = append(so, consumer.WithOrderly(0))
+		}
+		if s.KeyOrdered != nil && *s.KeyOrdered {
+			so = append(so, consumer.WithKeyOrdered(0))
 		}
 		if s.MaxRetries != nil {
 			so = append(so, consumer.WithSubscriptionMaxRetries(*s.MaxRetries))

@@ -1,0 +1,44 @@
+package config_test
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+
+	"github.com/rmqkit/rmqkit/config"
+	"github.com/rmqkit/rmqkit/consumer"
+)
+
+// keyOrdered: true subscribes key-ordered through Options, is start-only
+// for Apply, and excludes orderly and batchSize.
+func TestKeyOrderedKeyBuildsAKeyOrderedSubscriptionAndIsStartOnly(t *testing.T) {
+	doc := mustParse(t, "group: orders\nsubscriptions:\n  created: {keyOrdered: true, poolSize: 6}\n")
+	opts, subs := config.Options(doc)
+	c, err := consumer.New("orders", append(opts, consumer.WithNameServer("127.0.0.1:1"), consumer.WithLogger(slog.New(slog.DiscardHandler)))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	if err := c.Subscribe("created", consumer.All, noop, subs["created"]...); err != nil {
+		t.Fatal(err)
+	}
+	if s := c.Settings().Subscriptions[0]; !s.KeyOrdered || s.Orderly || s.PoolSize != 6 {
+		t.Fatalf("settings %+v, want key-ordered (not orderly), pool 6", s)
+	}
+	if _, err := config.Apply(c, doc); err != nil {
+		t.Fatalf("Apply of the document the consumer was built from: %v", err)
+	}
+	_, err = config.Apply(newConsumer(t, nil), mustParse(t, "group: orders\nsubscriptions:\n  created: {keyOrdered: true}\n"))
+	requireRejected(t, err, []string{"subscriptions.created.keyOrdered (line 3)", "start-only", "runs with false"})
+
+	for _, tt := range []rejectCase{
+		{"with orderly", "group: g\nsubscriptions:\n  t: {keyOrdered: true, orderly: true}\n", []string{"subscriptions.t.keyOrdered (line 3)", "not both"}},
+		{"with batch size", "group: g\nsubscriptions:\n  t: {keyOrdered: true, batchSize: 4}\n", []string{"subscriptions.t.keyOrdered (line 3)", "one at a time"}},
+		{"not a bool", "group: g\nsubscriptions:\n  t: {keyOrdered: sharding}\n", []string{"subscriptions.t.keyOrdered (line 3)"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := config.Parse([]byte(tt.doc))
+			requireRejected(t, err, tt.want)
+		})
+	}
+}
