@@ -38,6 +38,7 @@ func TestExamplesRunAgainstTheRealBroker(t *testing.T) {
 		{"migrate", []string{"-duration", "30s"}, true, ""},
 		// One broadcast subscription with live config, rmqotel, a group rate and Lag.
 		{"composed", []string{"-duration", "8s", "-identity", "example_" + strconv.FormatInt(time.Now().UnixNano(), 36)}, false, "spans="},
+		{"keyordered", []string{"-orders", "100"}, false, "out-of-order=0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
