@@ -20,6 +20,18 @@
 // subscription are handed over one at a time per queue, in queue order; a
 // failed message is retried in place, never skipped.
 //
+// # Key order
+//
+// A key-ordered subscription (WithKeyOrdered) keeps order per business key
+// instead of per queue: messages with the same key (the sharding key by
+// default, or WithKey) are handled one at a time, in queue order; messages
+// with different keys run in parallel on the subscription's pool, up to its
+// size. A failed message is retried in place while its key waits and the
+// other keys go on, then dead-lettered, and its key continues. A queue's
+// offset is committed only once the messages taken with it (up to
+// KeyOrderedIntake) are settled; see WithKeyOrdered for the crash bound and
+// docs/key-ordered.md for the design and its measurements.
+//
 // # Back-pressure
 //
 // A concurrent consumer takes messages from the client in callbacks of up to

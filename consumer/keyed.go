@@ -69,23 +69,35 @@ type keyOrder struct {
 // without a key is ordered with nothing: it runs as soon as a worker is
 // free, like a message of a key of its own.
 //
-// A failed message is retried in place after retryDelay (default one second
-// when 0): its key waits, other keys go on. After the subscription's max
-// retries it goes to the dead-letter queue and its key continues. It never
-// passes through the retry topic, which would let the key's later messages
-// overtake it.
+// rmqkit takes up to KeyOrderedIntake messages of a queue at a time and
+// takes the queue's next ones once all of them are settled. A failed
+// message is retried in place after retryDelay (default one second when
+// 0): its key waits, while the other keys taken in with it and the other
+// queues go on; the later messages of its own queue wait for it. After the
+// subscription's max retries it goes to the dead-letter queue and its key
+// continues. It never passes through the retry topic, which would let the
+// key's later messages overtake it.
 //
-// Offsets: a queue's offset is committed only when all the messages taken
-// with it (up to KeyOrderedIntake) are settled, so after a crash nothing is
-// lost, and the messages handled again are at most those of the callbacks
-// in flight plus what was settled since the last offset persist (the
-// client's: every 5 s, and with every pull).
+// Offsets: a queue's offset is committed only once every message taken in
+// with it is settled (handled or dead-lettered), so after a crash nothing is
+// lost, and what is handled again is at most what was settled since the
+// client last persisted the queue's offset (every 5 s, and with each pull)
+// plus the messages in flight, KeyOrderedIntake per queue. The queues of a
+// crashed instance resume once the broker's queue locks expire (60 s). A
+// graceful Stop redelivers, after the restart, the messages of each queue's
+// intake in flight that it did not let finish.
 //
-// The client consumes the subscription in its orderly mode, so the
-// consumer's other subscriptions must be key-ordered too (ErrMixedOrdering),
-// and WithKeyOrdered cannot be combined with WithOrderly or WithBatch.
-// Rate limits, pool resizing, middleware and tracing apply per message as
-// in the other modes.
+// The client consumes the subscription in its orderly mode (one intake per
+// queue at a time, the queue locked on the broker): at a rebalance, no
+// message of a queue given up is started later than a quarter second after
+// the client dropped it, and its new owner starts only after this instance
+// is done with it. The
+// consumer's other subscriptions must be key-ordered too
+// (ErrMixedOrdering), and WithKeyOrdered cannot be combined with WithOrderly
+// or WithBatch. Rate limits, pool resizing, middleware and tracing apply
+// per message as in the other modes. A handler that ignores its context
+// past the handler timeout keeps running while its message is retried, so
+// its key then runs twice at once, as in orderly mode.
 func WithKeyOrdered(retryDelay time.Duration) SubscribeOption {
 	return func(s *subConfig) {
 		s.keyed.on = true
