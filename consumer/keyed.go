@@ -84,8 +84,10 @@ type keyOrder struct {
 // client last persisted the queue's offset (every 5 s, and with each pull)
 // plus the messages in flight, KeyOrderedIntake per queue. The queues of a
 // crashed instance resume once the broker's queue locks expire (60 s). A
-// graceful Stop redelivers, after the restart, the messages of each queue's
-// intake in flight that it did not let finish.
+// graceful Stop lets every intake that has started a message finish (within
+// Stop's context; a message waiting for a retry is abandoned), so that it
+// is not redelivered whole; an intake that started nothing is redelivered
+// after the restart.
 //
 // The client consumes the subscription in its orderly mode (one intake per
 // queue at a time, the queue locked on the broker): at a rebalance, no
@@ -170,6 +172,9 @@ type keyedCallback struct {
 	// acknowledged.
 	abandoned atomic.Bool
 	lost      atomic.Bool
+	// began: one of its messages started; from then on the others start
+	// even after Stop began (keyedDo).
+	began atomic.Bool
 }
 
 // handleKeyed runs one callback of a key-ordered subscription: every
@@ -192,6 +197,7 @@ func (c *Consumer) handleKeyed(ctx context.Context, s *subscription, exts []*pri
 		}
 	}
 	cb.wg.Add(len(exts))
+	s.queued.Add(int64(len(exts)))
 	s.keyed.lanes.add(keys, tasks)
 	cb.wg.Wait()
 	switch {
@@ -209,6 +215,12 @@ func (c *Consumer) handleKeyed(ctx context.Context, s *subscription, exts []*pri
 // stops or the queue was given up.
 func (c *Consumer) runKeyed(ctx context.Context, s *subscription, cb *keyedCallback, first *delivery) {
 	e := first.msg.ext
+	queued := true // counted in Stats.Queued until its first try starts
+	defer func() {
+		if queued {
+			s.queued.Add(-1)
+		}
+	}()
 	for try := 0; ; try++ {
 		if !c.keyedMayStart(s, cb) {
 			return
@@ -221,7 +233,7 @@ func (c *Consumer) runKeyed(ctx context.Context, s *subscription, cb *keyedCallb
 		}
 		// Tries in place are redeliveries to the handler.
 		d.msg.ReconsumeCount = int(e.ReconsumeTimes) + try
-		switch o, _ := d.do(1); o {
+		switch c.keyedDo(cb, d, &queued) {
 		case handled:
 			return
 		case abandoned:
@@ -236,6 +248,35 @@ func (c *Consumer) runKeyed(ctx context.Context, s *subscription, cb *keyedCallb
 			return
 		}
 	}
+}
+
+// keyedDo runs one try of d on the pool. Once a message of the callback
+// has started, the others start even after Stop began ("late", as in
+// intake.go), bounded by the hard stop, so that a graceful Stop finishes the
+// callback instead of cutting it in two: a callback cut in two is
+// redelivered whole, handled messages included.
+func (c *Consumer) keyedDo(cb *keyedCallback, d *delivery, queued *bool) outcome {
+	sctx := c.admit
+	if cb.began.Load() {
+		d.late, sctx = true, c.handlerCtx
+	}
+	err := d.start(sctx)
+	if err != nil && !d.late && c.admit.Err() != nil && cb.began.Load() {
+		// Stop began while this one waited, and another of its callback
+		// has started meanwhile.
+		d.late = true
+		err = d.start(c.handlerCtx)
+	}
+	if *queued {
+		*queued = false
+		d.s.queued.Add(-1)
+	}
+	if err == nil {
+		cb.began.Store(true)
+		err = d.wait()
+	}
+	o, _ := d.finish(1, err)
+	return o
 }
 
 // deadLetterKeyed sends an exhausted message to the dead-letter queue. A

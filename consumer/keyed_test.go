@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strconv"
 	"sync"
 	"testing"
@@ -173,7 +174,7 @@ func TestKeyedRefusesConflictingOptions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := New("g", WithNameServer("127.0.0.1:1"))
+			c, err := New("g", WithNameServer("127.0.0.1:1"), WithLogger(slog.New(slog.DiscardHandler)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -184,7 +185,7 @@ func TestKeyedRefusesConflictingOptions(t *testing.T) {
 		})
 	}
 	for _, other := range [][]SubscribeOption{nil, {WithOrderly(0)}} {
-		c, err := New("g", WithNameServer("127.0.0.1:1"))
+		c, err := New("g", WithNameServer("127.0.0.1:1"), WithLogger(slog.New(slog.DiscardHandler)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -198,39 +199,57 @@ func TestKeyedRefusesConflictingOptions(t *testing.T) {
 	}
 }
 
-// Stop abandons the messages of a callback that were not handled: the
-// callback is not acknowledged, so the client redelivers them after the
-// restart.
-func TestKeyedStopLeavesUnhandledMessagesUnacknowledged(t *testing.T) {
+// A callback that has started a message when Stop begins finishes: its
+// other messages start late, so the callback is acknowledged instead of
+// redelivered whole. A callback that has started nothing is parked: not
+// acknowledged, its messages come again after the restart.
+func TestKeyedStopFinishesStartedCallbacksAndParksTheOthers(t *testing.T) {
 	started := make(chan struct{})
 	release := make(chan struct{})
+	var h handlerCalls
 	c := running(t, func(_ context.Context, m *Message) error {
+		h.add(m)
 		if m.ID == "a-1" {
 			close(started)
 			<-release
 		}
 		return nil
-	}, nil, WithKeyOrdered(0))
-	done := make(chan rmq.ConsumeResult)
+	}, nil, WithKeyOrdered(0), WithPoolSize(1))
+	first := make(chan rmq.ConsumeResult)
 	go func() {
-		r, _ := c.consume(orderlyCtx(), keyedExt("a", 1, false), keyedExt("a", 2, false))
-		done <- r
+		r, _ := c.consume(orderlyCtx(), keyedExt("a", 1, false), keyedExt("a", 2, false), keyedExt("b", 3, false))
+		first <- r
 	}()
 	<-started
+	// A second callback (another queue) waits for the one worker.
+	second := make(chan rmq.ConsumeResult)
+	go func() {
+		r, _ := c.consume(orderlyCtx(), keyedExt("c", 1, false))
+		second <- r
+	}()
+	if !waitCond(func() bool { return c.Stats()[0].Pool.Waiting > 0 }) {
+		t.Fatal("second callback is not waiting for a worker")
+	}
 	stopped := make(chan error)
 	go func() { stopped <- c.Stop(context.Background()) }()
-	if !waitCond(func() bool { return c.stopping.Load() && c.admit.Err() != nil }) {
+	if !waitCond(func() bool { return c.admit.Err() != nil }) {
 		t.Fatal("stop did not begin")
 	}
 	close(release)
+	if r := <-first; r != rmq.ConsumeSuccess {
+		t.Fatalf("started callback = %v, want it finished and acknowledged", r)
+	}
 	if err := <-stopped; err != nil {
 		t.Fatal(err)
 	}
-	if r := <-done; r == rmq.ConsumeSuccess {
-		t.Fatal("callback acknowledged although a-2 was never handled")
+	if r := <-second; r == rmq.ConsumeSuccess {
+		t.Fatal("callback acknowledged although c-1 was never handled")
 	}
-	if st := c.Stats()[0]; st.Succeeded != 1 || st.Abandoned != 1 {
-		t.Fatalf("stats = %+v, want a-1 handled and a-2 abandoned", st)
+	if calls := h.list(); len(calls) != 3 {
+		t.Fatalf("handled %v, want a-1, a-2, b-3 (not c-1)", calls)
+	}
+	if st := c.Stats()[0]; st.Succeeded != 3 || st.Abandoned != 1 || st.Queued != 0 {
+		t.Fatalf("stats = %+v, want 3 handled, c-1 abandoned, none queued", st)
 	}
 }
 
