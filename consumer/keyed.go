@@ -313,11 +313,12 @@ func (c *Consumer) keyedPause(s *subscription, cb *keyedCallback) bool {
 }
 
 // keyedMayStart reports whether the callback may start (or retry) its next
-// message: not once its queue has been given up. Once given up, the
-// callback starts nothing more, even if the queue comes back: a later
-// message of a key must never run after an earlier one was left out.
+// message: not once one of its messages was abandoned (Stop) or its queue
+// was given up. From then on the callback starts nothing more, even if the
+// queue comes back or another of its messages has started: a later message
+// of a key must never run after an earlier one was left out.
 func (c *Consumer) keyedMayStart(s *subscription, cb *keyedCallback) bool {
-	if cb.lost.Load() {
+	if cb.lost.Load() || cb.abandoned.Load() {
 		return false
 	}
 	if h := c.handover; h != nil && cb.mq != nil && !s.keyed.held.has(h.queues, *cb.mq) {
