@@ -428,9 +428,12 @@ func TestKeyOrderedStopUnderABacklogLosesNoneAndKeepsOrder(t *testing.T) {
 	}
 	r := got.RequireAll(t, ids, time.Second)
 	t.Logf("key-ordered stop under backlog, %d stops: lost=0 dup=%d", stops, r.Duplicates)
-	// What can come again per stop: a result that missed the final commit,
-	// at most one intake per queue.
-	if bound := stops * 4 * len(cl.Brokers) * consumer.KeyOrderedIntake; r.Duplicates > bound {
-		t.Fatalf("%d duplicates in %d stops, above the bound %d (one intake per queue, per stop)", r.Duplicates, stops, bound)
+	// An intake that started a message finishes through Stop; one that
+	// started nothing is redelivered unhandled. What can come again is an
+	// intake that had a worker granted as Stop began, racing a message of
+	// its own that was abandoned: at most a pool's worth per stop. (Without
+	// late starts, 4 stops redelivered 166 and 176 in two runs.)
+	if bound := stops * pool; r.Duplicates > bound {
+		t.Fatalf("%d duplicates in %d stops, above the bound %d (the pool, per stop)", r.Duplicates, stops, bound)
 	}
 }
