@@ -43,7 +43,7 @@ demo:
 	@scripts/with-cluster.sh -- $(GO) run ./examples/quickstart
 
 ## bench: benchmarks; those on the real broker run one full pass per iteration
-BROKER_BENCH := Isolation|ResizeLatency|RateAccuracy|ConfigApplyLatency
+BROKER_BENCH := Isolation|ResizeLatency|RateAccuracy|ConfigApplyLatency|KeyOrdered
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./...
 	@scripts/with-cluster.sh --clusters 2 -- $(GO) test -tags integration -run '^$$' -bench '$(BROKER_BENCH)' -benchtime 1x -count 3 -timeout 30m ./...

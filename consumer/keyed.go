@@ -109,7 +109,9 @@ func WithKeyOrdered(retryDelay time.Duration) SubscribeOption {
 
 // WithKey sets the ordering key of a key-ordered subscription (WithKeyOrdered);
 // the default is ShardingKey. f runs once per delivered message, before
-// its handler, and must be fast and safe for concurrent use.
+// its handler, and must be fast and safe for concurrent use. A panic in f is
+// recovered and logged; the message is then ordered with every other
+// message whose key f failed to give.
 func WithKey(f KeyFunc) SubscribeOption { return func(s *subConfig) { s.keyed.key = f } }
 
 // check validates the key-ordered options of the subscription to topic.
@@ -152,7 +154,7 @@ func newKeyed(k keyOrder) *keyed {
 	return kd
 }
 
-// lanes reports the keys with messages waiting or running, 0 for a
+// laneCount reports the keys with messages waiting or running, 0 for a
 // subscription that is not key-ordered.
 func (k *keyed) laneCount() int {
 	if k == nil {
@@ -190,7 +192,7 @@ func (c *Consumer) handleKeyed(ctx context.Context, s *subscription, exts []*pri
 		d := &delivery{c: c, s: s}
 		d.msg.fill(c.group, s.topic, e)
 		d.msg.received = cb.received
-		keys[i] = s.keyed.key(&d.msg)
+		keys[i] = c.keyOf(s, &d.msg)
 		tasks[i] = func() {
 			defer cb.wg.Done()
 			c.runKeyed(ctx, s, cb, d)
@@ -207,6 +209,22 @@ func (c *Consumer) handleKeyed(ctx context.Context, s *subscription, exts []*pri
 		return retryInPlace
 	}
 	return acknowledge
+}
+
+// panickedKey is the key of messages whose key function panicked: they are
+// kept in order among themselves rather than ordered with nothing.
+const panickedKey = "\x00rmqkit: key function panicked"
+
+// keyOf returns m's key, recovering a panic of the key function.
+func (c *Consumer) keyOf(s *subscription, m *Message) (key string) {
+	defer func() {
+		if v := recover(); v != nil {
+			c.cfg.logger.Error("rmqkit key function panicked; the message is ordered with the others whose key function failed",
+				"group", c.group, "topic", s.topic, "msg_id", m.ID, "panic", fmt.Sprint(v))
+			key = panickedKey
+		}
+	}()
+	return s.keyed.key(m)
 }
 
 // runKeyed settles one message in its lane: it is tried until it succeeds

@@ -263,3 +263,25 @@ func waitCond(cond func() bool) bool {
 	}
 	return true
 }
+
+// A key function that panics does not take the callback down: its messages
+// are handled, in order among themselves.
+func TestKeyedPanickingKeyFunctionOrdersItsMessagesTogether(t *testing.T) {
+	var h handlerCalls
+	c := running(t, func(_ context.Context, m *Message) error {
+		h.add(m)
+		return nil
+	}, nil, WithKeyOrdered(0), WithKey(func(m *Message) string {
+		if m.Keys == "" {
+			panic("no keys")
+		}
+		return m.Keys
+	}))
+	got, _ := c.consume(orderlyCtx(), keyedExt("", 1, false), keyedExt("", 2, false))
+	if got != rmq.ConsumeSuccess {
+		t.Fatalf("consume = %v, want ConsumeSuccess", got)
+	}
+	if calls := h.list(); len(calls) != 2 || calls[0] != "-1#0" || calls[1] != "-2#0" {
+		t.Fatalf("calls %v, want -1 then -2", calls)
+	}
+}
