@@ -208,10 +208,9 @@ func TestKeyOrderedConcurrencyIsKeysInFlightAndKeylessRunFree(t *testing.T) {
 	}
 	start(t, c)
 	p := cl.NewProducer(t)
-	// One queue: orderly consumption would run one message at a time.
-	for i := 0; i < len(keyed); i += 30 {
-		p.SendBatch(topic, keyed[i:i+30]...)
-	}
+	// One batch, one queue (also with a queue on each of several masters):
+	// orderly consumption would run one message at a time.
+	p.SendBatch(topic, keyed...)
 	got.RequireAll(t, idsOf(keyed), 60*time.Second)
 	p.SendBatch(topic, keyless...)
 	got.RequireAll(t, idsOf(append(keyed, keyless...)), 60*time.Second)

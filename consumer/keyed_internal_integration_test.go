@@ -79,16 +79,19 @@ func TestKeyOrderedWaitInALaneNeitherTimesOutNorIdlesTheQueue(t *testing.T) {
 		}
 		msgs = append(msgs, rmqtest.Msg{ID: fmt.Sprintf("%s-%06d", key, i), ShardKey: key})
 	}
-	cl.NewProducer(t).SendBatch(topic, msgs[:100]...)
-	cl.NewProducer(t).SendBatch(topic, msgs[100:200]...)
-	cl.NewProducer(t).SendBatch(topic, msgs[200:]...)
+	// One batch: one queue, also with a queue on each of several masters.
+	cl.NewProducer(t).SendBatch(topic, msgs...)
 	got := rmqtest.NewCollector()
 	held := make(chan struct{})
 	c := keyedConsumer(t, cl, cl.NewGroup(t), WithClientConsumeTimeout(time.Second), WithQueuePrefetch(32))
 	var once sync.Once
+	var heldQueue primitive.MessageQueue // written before held is closed
 	err := c.Subscribe(topic, All, func(_ context.Context, m *Message) error {
 		if m.Property(rmqtest.IDProperty) == "slow-000000" {
-			once.Do(func() { close(held) })
+			once.Do(func() {
+				heldQueue = primitive.MessageQueue{Topic: topic, BrokerName: m.Broker, QueueId: m.QueueID}
+				close(held)
+			})
 			time.Sleep(hold) // the key's other messages wait in its lane
 		}
 		got.Add(m.Property(rmqtest.IDProperty))
@@ -106,14 +109,15 @@ func TestKeyOrderedWaitInALaneNeitherTimesOutNorIdlesTheQueue(t *testing.T) {
 		t.Fatal("the slow key never started")
 	}
 	heldAt := time.Now()
-	// While the lane waits: the client keeps visiting the queue.
+	// While the lane waits: the client keeps visiting its queue. (An empty
+	// queue's pull waits at the broker, long polling, up to 15 s.)
 	var stalest time.Duration
 	for end := time.Now().Add(hold - 500*time.Millisecond); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
-		for mq, at := range lastPulls(c) {
-			if mq.Topic == topic { // the retry queue is empty: long polling
-				stalest = max(stalest, time.Since(at))
-			}
+		at, ok := lastPulls(c)[heldQueue]
+		if !ok {
+			t.Fatalf("the client does not hold %v, the queue of the waiting lane", heldQueue)
 		}
+		stalest = max(stalest, time.Since(at))
 	}
 	ids := make([]string, len(msgs))
 	for i, m := range msgs {
