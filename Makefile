@@ -11,13 +11,26 @@ PARALLEL ?= 8
 # have several: its topics get queues on both, and admin calls must ask both.
 CLUSTERS := scripts/with-cluster.sh --clusters 2 --brokers a=2 --auth --fault --
 
-.PHONY: test check vet unit integration demo bench soak clean-cluster
+.PHONY: test check vet unit integration demo bench soak clean-cluster tools
 
-## test: start the clusters if needed, vet, race-test, integration-test, stop what was started
-test:
+## test: install the test tools if missing, start the clusters if needed, vet, race-test, integration-test, stop what was started
+test: tools
 	@$(CLUSTERS) $(MAKE) --no-print-directory check
 
 check: vet unit integration
+
+# Debian packages some tests drive: chromium (opshttp's browser test) and
+# prometheus (promtool, for the rules in ops/). Installed only when missing;
+# these machines run make as root. With CI=true the tests fail, never skip,
+# without them.
+TOOLS := chromium:chromium promtool:prometheus
+## tools: install the Debian packages the tests need (chromium, prometheus) if missing
+tools:
+	@missing=""; for t in $(TOOLS); do command -v "$${t%%:*}" >/dev/null 2>&1 || missing="$$missing $${t#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "make tools: installing$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 # The examples are a module of their own (examples/go.mod); go.work lets one
 # command cover both.
