@@ -1,7 +1,6 @@
 package config
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/rmqkit/rmqkit/consumer"
-	"github.com/rmqkit/rmqkit/internal/filewatch"
 )
 
 // Option configures a Watcher in Watch.
@@ -54,8 +52,9 @@ type Stats struct {
 	Changes  uint64 // settings changed by the applied documents
 }
 
-// Watcher applies a configuration file to a consumer and re-applies it
-// whenever the file changes. Create it with Watch; stop it with Close. Its
+// Watcher applies a configuration file (or another Source) to a consumer
+// and re-applies it whenever it changes. Create it with Watch or
+// WatchSource; stop it with Close. Its
 // methods are safe for simultaneous use by multiple goroutines.
 type Watcher struct {
 	path string
@@ -67,7 +66,7 @@ type Watcher struct {
 
 	applied, rejected, changes atomic.Uint64
 
-	fw *filewatch.Watcher
+	stop func() error // ends the source's watch and waits for it
 }
 
 // Watch applies the document at path to c (see Apply) and then watches the
@@ -82,42 +81,20 @@ type Watcher struct {
 //
 // c must have its subscriptions already; it may be started or not.
 func Watch(path string, c *consumer.Consumer, opts ...Option) (*Watcher, error) {
-	cfg := watchConfig{logger: slog.Default(), debounce: 100 * time.Millisecond}
-	for _, o := range opts {
-		if o != nil {
-			o(&cfg)
-		}
-	}
+	cfg := newWatchConfig(opts)
 	if cfg.debounce < 0 {
 		return nil, fmt.Errorf("config: debounce %v is negative", cfg.debounce)
 	}
-	w := &Watcher{c: c, cfg: cfg}
-	fw, data, err := filewatch.New(path,
-		filewatch.WithDebounce(cfg.debounce),
-		filewatch.WithOnWatchError(w.watchError),
-		filewatch.WithOnReadError(func(err error) { w.reject(w.path, fmt.Errorf("config: %w", err)) }),
-		filewatch.WithOnMissing(w.missing),
-	)
+	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	w.fw, w.path = fw, fw.Path()
-	doc, err := Parse(data)
-	if err != nil {
-		_ = fw.Close()
-		return nil, fmt.Errorf("%s: %w", w.path, err)
-	}
-	if err := w.apply(doc, w.path); err != nil {
-		_ = fw.Close()
-		return nil, err
-	}
-	fw.Start(context.Background(), w.reload)
-	return w, nil
+	return WatchSource(&fileSource{path: abs, debounce: cfg.debounce}, c, opts...)
 }
 
 // Close stops watching. Settings applied stay in force. It is safe to call
 // more than once.
-func (w *Watcher) Close() error { return w.fw.Close() }
+func (w *Watcher) Close() error { return w.stop() }
 
 // Apply applies doc to the consumer through the same path as the file:
 // validated as a whole, rejected (logged, counted, reported to WithOnError)
@@ -189,9 +166,8 @@ func (w *Watcher) reload(data []byte) {
 	_ = w.apply(doc, w.path)
 }
 
-// watchError reports a failure of the directory watch; it rejects nothing.
+// watchError reports a failure of the source's watch; it rejects nothing.
 func (w *Watcher) watchError(err error) {
-	err = fmt.Errorf("config: watch %s: %w", filepath.Dir(w.path), err)
 	w.cfg.logger.Warn("rmqkit config watch error", "group", w.c.Group(), "error", err)
 	if w.cfg.onError != nil {
 		w.cfg.onError(err)
@@ -199,6 +175,6 @@ func (w *Watcher) watchError(err error) {
 }
 
 func (w *Watcher) missing() {
-	w.cfg.logger.Warn("rmqkit config file missing; the last good configuration stays in force",
-		"group", w.c.Group(), "path", w.path)
+	w.cfg.logger.Warn("rmqkit config document missing; the last good configuration stays in force",
+		"group", w.c.Group(), "source", w.path)
 }
