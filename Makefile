@@ -32,9 +32,10 @@ tools:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-# The examples are a module of their own (examples/go.mod); go.work lets one
-# command cover both.
-PKGS := ./... ./examples/...
+# The examples and contrib/etcdconfig are modules of their own (examples/go.mod,
+# contrib/etcdconfig/go.mod: etcd's dependencies stay out of the library's);
+# go.work lets one command cover them all.
+PKGS := ./... ./examples/... ./contrib/etcdconfig/...
 
 vet:
 	$(GO) vet $(PKGS)
