@@ -7,11 +7,7 @@ var (
 	// option; the message names it.
 	ErrInvalidOption = errors.New("opshttp: invalid option")
 
-	// ErrChangesDisabled is returned by Change when the handler has no
-	// authorizer (WithAuthorizer); the page answers 403.
-	ErrChangesDisabled = errors.New("opshttp: changes disabled")
-
-	// ErrUnknownGroup is returned by Change for a group the handler does
-	// not show.
+	// ErrUnknownGroup is returned by Handler.Apply for a group the handler
+	// does not show; the page answers 404.
 	ErrUnknownGroup = errors.New("opshttp: unknown group")
 )

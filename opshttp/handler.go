@@ -218,6 +218,9 @@ func (h *Handler) set(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	who, err := h.o.authorize(r)
+	if err == nil && who == "" {
+		err = errors.New("the authorizer named no one") // every change must be attributable
+	}
 	if err != nil {
 		h.o.logger.Warn("rmqkit ops change refused", "remote", r.RemoteAddr, "error", err)
 		h.refuse(w, r, http.StatusForbidden, "not authorized")

@@ -246,6 +246,18 @@ func TestChangesAreRefusedWhenTheAuthorizerSaysNo(t *testing.T) {
 	}
 }
 
+func TestChangesAreRefusedWhenTheAuthorizerNamesNoOne(t *testing.T) {
+	c := newConsumer(t, "g", map[string]int{"t": 4})
+	h, err := opshttp.New(opshttp.WithConsumer(c), opshttp.WithLogger(slog.New(slog.DiscardHandler)), opshttp.WithAuthorizer(allow("")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := post(t, h, url.Values{"group": {"g"}, "topic": {"t"}, "poolSize": {"9"}}, nil)
+	if rec.Code != http.StatusForbidden || poolSize(t, c, "t") != 4 {
+		t.Fatalf("anonymous: %d, pool %d; want 403 and 4", rec.Code, poolSize(t, c, "t"))
+	}
+}
+
 func TestCrossSitePostsAreRefused(t *testing.T) {
 	c := newConsumer(t, "g", map[string]int{"t": 4})
 	h, err := opshttp.New(opshttp.WithConsumer(c), opshttp.WithAuthorizer(allow("alice")))

@@ -34,7 +34,8 @@ type Migration interface {
 }
 
 // Authorizer decides whether r may change settings: it returns who asks,
-// for the log, or an error to refuse (403). It runs for every change.
+// for the log, or an error to refuse (403). It runs for every change; an
+// empty who is a refusal too, so that every change names its author.
 type Authorizer func(r *http.Request) (who string, err error)
 
 type (
