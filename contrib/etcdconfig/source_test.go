@@ -272,7 +272,9 @@ func TestEtcdKeyDrivesTheConsumerThroughBadValuesRestartsAndCompaction(t *testin
 	px.setCut(true)
 	put(t, admin, key, doc(8))
 	rev := put(t, admin, key, doc(9))
-	if _, err := admin.Compact(ctx, rev, clientv3.WithCompactPhysical()); err != nil {
+	cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer ccancel()
+	if _, err := admin.Compact(cctx, rev, clientv3.WithCompactPhysical()); err != nil {
 		t.Fatal(err)
 	}
 	px.setCut(false)
