@@ -12,7 +12,9 @@
 // Options turns a document into consumer options when the consumer is
 // built. Watch applies the file to a consumer and re-applies it whenever the
 // file changes, without a restart; Apply applies a document given in code
-// through the same path.
+// through the same path. WatchSource does what Watch does for any Source of
+// the document, such as an etcd key (module
+// github.com/rmqkit/rmqkit/contrib/etcdconfig).
 //
 // # Validation
 //
