@@ -140,7 +140,10 @@ func TestBrowserShowsStatsAndAppliesAPageChange(t *testing.T) {
 		l, _ := c.Lag(ctx)
 		return l[topic]
 	}
-	if !rmqtest.WaitUntil(60*time.Second, func() bool { return stats().Pool.Running == 3 && stats().Received == 17 && lag() == 5 }) {
+	if !rmqtest.WaitUntil(60*time.Second, func() bool {
+		s := stats()
+		return s.Pool.Running == 3 && s.Queued == 2 && s.Received == 17 && lag() == 5
+	}) {
 		t.Fatalf("held messages: %+v, lag %d", stats(), lag())
 	}
 
@@ -180,7 +183,7 @@ func TestBrowserShowsStatsAndAppliesAPageChange(t *testing.T) {
 	s := stats()
 	for stat, want := range map[string]int64{
 		"running": int64(s.Pool.Running), "poolSize": int64(s.Pool.Capacity), "received": int64(s.Received),
-		"succeeded": int64(s.Succeeded), "failed": int64(s.Failed), "deadLettered": int64(s.DeadLettered), "lag": 5,
+		"succeeded": int64(s.Succeeded), "queued": s.Queued, "failed": int64(s.Failed), "deadLettered": int64(s.DeadLettered), "lag": 5,
 	} {
 		if got := read(stat); got != want {
 			t.Errorf("page shows %s %d, Stats say %d", stat, got, want)
@@ -223,6 +226,9 @@ func TestBrowserShowsStatsAndAppliesAPageChange(t *testing.T) {
 	}
 	if got := read("running"); got != 5 {
 		t.Errorf("page shows %d running after the change, want 5", got)
+	}
+	if got := read("queued"); got != 0 {
+		t.Errorf("page shows %d queued after the change, want 0", got)
 	}
 	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100: PNG
 	if err != nil {

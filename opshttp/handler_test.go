@@ -99,7 +99,7 @@ func newFake() *fake {
 			Topic:    "config-changes",
 			Pool:     pool.Stats{Name: "config-changes", Capacity: 8, Running: 3, Waiting: 2, Completed: 41},
 			Throttle: throttle.Stats{Limit: throttle.Limit{Rate: 100, Burst: 10}, Waits: 7, WaitTime: 1500 * time.Millisecond, Waiting: 1},
-			Received: 45, Succeeded: 41, Failed: 4, DeadLettered: 1,
+			Received: 45, Succeeded: 41, Failed: 4, DeadLettered: 1, Queued: 2,
 		}},
 		lag: map[string]int64{"config-changes": 12, "%RETRY%inval-pod_3": 2},
 	}
@@ -193,7 +193,7 @@ func TestPageShowsTheStatsAndNoFormsWhenReadOnly(t *testing.T) {
 	}
 	for _, want := range []string{
 		`<span data-stat="running">3</span> / <span data-stat="poolSize">8</span>`,
-		`<td data-stat="succeeded">41</td>`, `<td data-stat="failed">4</td>`, `<td data-stat="deadLettered">1</td>`,
+		`<td data-stat="succeeded">41</td>`, `<td data-stat="queued">2</td>`, `<td data-stat="failed">4</td>`, `<td data-stat="deadLettered">1</td>`,
 		`<td data-stat="lag">12</td>`, `<td data-stat="throttleWait">1.5s</td>`, `<td data-stat="rate">100/s burst 10</td>`,
 		`lag %RETRY%inval-pod_3 2`, `data-field="identity">pod_3<`, "dual &rarr; new-only", "broker down",
 		"read-only",
