@@ -105,11 +105,16 @@ func (h *Handler) Apply(who string, ch Change) ([]config.Change, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownGroup, ch.Group)
 	}
-	doc := &config.Document{Group: e.c.Group(), Subscriptions: map[string]config.Subscription{
+	before := e.c.Settings()
+	group := before.BaseGroup // configuration names the group given to consumer.New
+	if group == "" {
+		group = e.c.Group()
+	}
+	doc := &config.Document{Group: group, Subscriptions: map[string]config.Subscription{
 		ch.Topic: {PoolSize: ch.PoolSize, Rate: ch.Rate, Burst: ch.Burst},
 	}}
 	h.changeMu.Lock()
-	before := e.c.Settings()
+	before = e.c.Settings() // again, under the lock
 	var err error
 	switch c := e.c.(type) {
 	case *consumer.Consumer:
@@ -134,8 +139,8 @@ func (h *Handler) Apply(who string, ch Change) ([]config.Change, error) {
 	return changes, err
 }
 
-// applyTuner applies doc to a consumer config.Apply cannot take (a
-// broadcast consumer): the document's own validation, the topic check,
+// applyTuner applies doc to a Consumer that config.Apply cannot take (not
+// a *consumer.Consumer): the document's own validation, the topic check,
 // then the setters, which validate again.
 func applyTuner(t tuner, have consumer.Settings, doc *config.Document, ch Change) error {
 	if err := doc.Validate(); err != nil {

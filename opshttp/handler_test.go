@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rmqkit/rmqkit/broadcast"
 	"github.com/rmqkit/rmqkit/config"
 	"github.com/rmqkit/rmqkit/consumer"
 	"github.com/rmqkit/rmqkit/internal/filewatch/filewatchtest"
@@ -55,7 +56,8 @@ func poolSize(t *testing.T, c opshttp.Consumer, topic string) int {
 	return 0
 }
 
-// fake is a consumer with fixed figures, lag and a broadcast identity.
+// fake is a Consumer other than *consumer.Consumer, with fixed figures,
+// lag and a broadcast identity of its own.
 type fake struct {
 	mu    sync.Mutex
 	set   consumer.Settings
@@ -339,7 +341,7 @@ func TestChangeGoesThroughConfigValidation(t *testing.T) {
 	}
 }
 
-func TestChangeOfABroadcastConsumerUsesItsSetters(t *testing.T) {
+func TestChangeOfAnotherConsumerTypeUsesItsSetters(t *testing.T) {
 	f := newFake()
 	h, err := opshttp.New(opshttp.WithConsumer(f), opshttp.WithAuthorizer(allow("bob")), opshttp.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
@@ -469,5 +471,31 @@ func TestMountedUnderAPrefixTheRedirectStaysThere(t *testing.T) {
 	}
 	if poolSize(t, c, "t") != 6 {
 		t.Errorf("pool %d, want 6", poolSize(t, c, "t"))
+	}
+}
+
+// A consumer in broadcast mode shows its instance, and a change names the
+// base group, as its configuration file does.
+func TestBroadcastModeShowsTheInstanceAndTakesChanges(t *testing.T) {
+	c, err := consumer.New("inval", consumer.WithNameServer("127.0.0.1:1"), consumer.WithLogger(slog.New(slog.DiscardHandler)),
+		broadcast.Mode(broadcast.WithIdentity("pod-7"), broadcast.WithStateDir(t.TempDir())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	if err := c.Subscribe("config-changes", consumer.All, func(context.Context, *consumer.Message) error { return nil }, consumer.WithPoolSize(2)); err != nil {
+		t.Fatal(err)
+	}
+	h, err := opshttp.New(opshttp.WithConsumer(c), opshttp.WithAuthorizer(allow("carol")), opshttp.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := h.Status(context.Background())
+	if b := st.Consumers[0].Broadcast; b == nil || b.BaseGroup != "inval" || b.Identity != "pod_7" || st.Consumers[0].Group != "inval-pod_7" {
+		t.Fatalf("broadcast instance: %+v in group %s", b, st.Consumers[0].Group)
+	}
+	rec := post(t, h, url.Values{"group": {"inval-pod_7"}, "topic": {"config-changes"}, "poolSize": {"5"}}, map[string]string{"Accept": "application/json"})
+	if rec.Code != http.StatusOK || poolSize(t, c, "config-changes") != 5 {
+		t.Fatalf("change: %d %s, pool %d", rec.Code, rec.Body, poolSize(t, c, "config-changes"))
 	}
 }

@@ -12,13 +12,13 @@ import (
 	"github.com/rmqkit/rmqkit/throttle"
 )
 
-// Consumer is what the handler shows: *consumer.Consumer and
-// *broadcast.Consumer satisfy it. The handler also uses these methods when
-// the value has them:
+// Consumer is what the handler shows: *consumer.Consumer satisfies it,
+// broadcast mode included. The handler also uses these methods when the
+// value has them:
 //
-//	Lag(ctx) (map[string]int64, error)      // *consumer.Consumer: the group's lag
-//	BaseGroup() string; Identity() string   // *broadcast.Consumer: the instance
-//	SetPoolSize(topic, n) error; SetRate(topic, l) error   // changes without config.Apply
+//	Lag(ctx) (map[string]int64, error)      // the group's lag
+//	Mode() consumer.Mode                    // a broadcast mode's BaseGroup() and Identity()
+//	SetPoolSize(topic, n) error; SetRate(topic, l) error   // changes of a value that is not a *consumer.Consumer
 type Consumer interface {
 	Group() string
 	Settings() consumer.Settings
@@ -45,6 +45,9 @@ type (
 	instance interface {
 		BaseGroup() string
 		Identity() string
+	}
+	moded interface {
+		Mode() consumer.Mode
 	}
 	tuner interface {
 		SetPoolSize(topic string, n int) error

@@ -26,7 +26,8 @@ type Status struct {
 // subscriptions.
 type ConsumerStatus struct {
 	Group string `json:"group"`
-	// Broadcast is the instance of a broadcast consumer, nil for others.
+	// Broadcast is the instance of a consumer in broadcast mode, nil for
+	// others.
 	Broadcast *BroadcastStatus `json:"broadcast,omitempty"`
 	// Settings holds the group limits (GroupLimit, GroupQuota, Instances,
 	// InstanceLimit); its Subscriptions are moved into Subscriptions.
@@ -41,7 +42,7 @@ type ConsumerStatus struct {
 	Subscriptions []SubscriptionStatus `json:"subscriptions"`
 }
 
-// BroadcastStatus identifies the instance of a broadcast consumer.
+// BroadcastStatus identifies the instance of a consumer in broadcast mode.
 type BroadcastStatus struct {
 	BaseGroup string `json:"baseGroup"`
 	Identity  string `json:"identity"`
@@ -104,7 +105,7 @@ func (h *Handler) consumerStatus(ctx context.Context, e *entry) ConsumerStatus {
 	set := e.c.Settings()
 	cs := ConsumerStatus{Group: e.c.Group(), Settings: set}
 	cs.Settings.Subscriptions = nil
-	if b, ok := e.c.(instance); ok {
+	if b, ok := instanceOf(e.c); ok {
 		cs.Broadcast = &BroadcastStatus{BaseGroup: b.BaseGroup(), Identity: b.Identity()}
 	}
 	if e.watcher != nil {
@@ -126,6 +127,18 @@ func (h *Handler) consumerStatus(ctx context.Context, e *entry) ConsumerStatus {
 		cs.Subscriptions = append(cs.Subscriptions, ss)
 	}
 	return cs
+}
+
+// instanceOf finds the broadcast identity of c: its mode's (broadcast.Mode
+// attaches a *broadcast.Instance), or c's own.
+func instanceOf(c Consumer) (instance, bool) {
+	if m, ok := c.(moded); ok {
+		if i, ok := m.Mode().(instance); ok {
+			return i, true
+		}
+	}
+	i, ok := c.(instance)
+	return i, ok
 }
 
 // lag returns the consumer's lag, from the cache when it is recent enough.
