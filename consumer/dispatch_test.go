@@ -18,11 +18,17 @@ import (
 
 // fakeClient stands in for the push consumer where only dispatch logic is
 // under test; everything about real consumption is tested on the broker.
-type fakeClient struct{ shutdown chan struct{} }
+type fakeClient struct {
+	shutdown   chan struct{}
+	onShutdown func() // called first, if set
+}
 
 func (f *fakeClient) Start() error { return nil }
 func (f *fakeClient) Suspend()     {}
 func (f *fakeClient) Shutdown() error {
+	if f.onShutdown != nil {
+		f.onShutdown()
+	}
 	close(f.shutdown)
 	return nil
 }

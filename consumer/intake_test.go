@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -61,21 +62,15 @@ func TestStopLetsACallbackThatStartedFinish(t *testing.T) {
 		}
 		return nil
 	}, nil, WithPoolSize(1))
-	fc := c.client.(*fakeClient)
-	type result struct {
-		r      rmq.ConsumeResult
-		before bool // returned before the client was shut down
-	}
-	res := make(chan result, 1)
+	// In flight when the client shuts down: a callback whose result the
+	// client would discard.
+	var inFlight atomic.Int64
+	c.client.(*fakeClient).onShutdown = func() { inFlight.Store(c.callbacks.Load()) }
+	res := make(chan rmq.ConsumeResult, 1)
 	go func() {
 		ctx, _ := concurrentCtx()
 		r, _ := c.consume(ctx, exts("a", "b", "c")...)
-		select {
-		case <-fc.shutdown:
-			res <- result{r, false}
-		default:
-			res <- result{r, true}
-		}
+		res <- r
 	}()
 	if id := <-entered; id != "a" {
 		t.Fatalf("first handled %q, want a", id)
@@ -87,8 +82,8 @@ func TestStopLetsACallbackThatStartedFinish(t *testing.T) {
 	if err := <-stopped; err != nil {
 		t.Fatalf("Stop = %v", err)
 	}
-	if got := <-res; got.r != rmq.ConsumeSuccess || !got.before {
-		t.Fatalf("callback = %+v; want ConsumeSuccess before the client shut down", got)
+	if r := <-res; r != rmq.ConsumeSuccess || inFlight.Load() != 0 {
+		t.Fatalf("callback = %v, %d callbacks in flight at the client's shutdown; want ConsumeSuccess, returned before it", r, inFlight.Load())
 	}
 	if st := c.Stats()[0]; st.Succeeded != 3 || st.Abandoned != 0 {
 		t.Fatalf("stats = %+v, want 3 succeeded, 0 abandoned", st)
