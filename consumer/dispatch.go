@@ -56,20 +56,20 @@ func (c *Consumer) consume(ctx context.Context, msgs ...*primitive.MessageExt) (
 		defer c.handover.leave(msgs[0].Queue)
 	}
 	v, suspend := acknowledge, time.Second
-	// A batch from the retry topic can mix topics: route each run of
-	// messages to its own subscription.
-	for i := 0; i < len(msgs) && v == acknowledge; {
+	mixed := !orderly && !oneTopic(msgs)
+	if mixed {
+		v = c.handleMixed(ctx, msgs)
+	}
+	// An orderly callback comes from one queue; a concurrent one from one
+	// topic's queue, or the retry queue (mixed). Runs of one topic are handed
+	// to its subscription in order.
+	for i := 0; i < len(msgs) && v == acknowledge && !mixed; {
 		j := i + 1
 		for j < len(msgs) && msgs[j].Topic == msgs[i].Topic {
 			j++
 		}
-		s := c.routes[msgs[i].Topic] // read-only after Start
+		s := c.route(msgs[i:j])
 		if s == nil {
-			// The client routes by subscribed topic, so this means rmqkit
-			// names topics differently from the client: say so loudly.
-			c.unrouted.Add(uint64(j - i))
-			c.cfg.logger.Error("rmqkit: message of a topic no subscription handles; the client will redeliver it",
-				"group", c.group, "topic", msgs[i].Topic, "msg_id", msgs[i].MsgId)
 			v = clientRetry
 			break
 		}
@@ -97,6 +97,68 @@ func (c *Consumer) consume(ctx context.Context, msgs ...*primitive.MessageExt) (
 		return rmq.SuspendCurrentQueueAMoment, nil
 	}
 	return rmq.ConsumeRetryLater, nil
+}
+
+// oneTopic reports whether msgs are all of one topic: always, except in a
+// callback from the group's retry topic.
+func oneTopic(msgs []*primitive.MessageExt) bool {
+	for _, m := range msgs[1:] {
+		if m.Topic != msgs[0].Topic {
+			return false
+		}
+	}
+	return true
+}
+
+// route returns the subscription of msgs' topic, or nil after counting and
+// logging them.
+func (c *Consumer) route(msgs []*primitive.MessageExt) *subscription {
+	s := c.routes[msgs[0].Topic] // read-only after Start
+	if s == nil {
+		// The client routes by subscribed topic, so this means rmqkit
+		// names topics differently from the client: say so loudly.
+		c.unrouted.Add(uint64(len(msgs)))
+		c.cfg.logger.Error("rmqkit: message of a topic no subscription handles; the client will redeliver it",
+			"group", c.group, "topic", msgs[0].Topic, "msg_id", msgs[0].MsgId)
+	}
+	return s
+}
+
+// handleMixed handles a concurrent callback from the group's retry topic
+// that holds several subscriptions' redeliveries: each subscription's share
+// runs on its own goroutine, so that one whose redeliveries wait for a
+// worker (up to retryWait, then deferred) never delays another's.
+func (c *Consumer) handleMixed(ctx context.Context, msgs []*primitive.MessageExt) verdict {
+	var topics []string
+	byTopic := make(map[string][]*primitive.MessageExt)
+	for _, m := range msgs {
+		if _, ok := byTopic[m.Topic]; !ok {
+			topics = append(topics, m.Topic)
+		}
+		byTopic[m.Topic] = append(byTopic[m.Topic], m)
+	}
+	subs := make([]*subscription, len(topics))
+	for i, t := range topics {
+		if subs[i] = c.route(byTopic[t]); subs[i] == nil {
+			return clientRetry // before anything is handled
+		}
+	}
+	verdicts := make([]verdict, len(topics))
+	var wg sync.WaitGroup
+	for i, t := range topics {
+		wg.Go(func() { verdicts[i] = c.handleRun(ctx, subs[i], byTopic[t], false) })
+	}
+	wg.Wait()
+	v := acknowledge
+	for _, x := range verdicts {
+		switch {
+		case x == releaseParked:
+			return releaseParked // the whole callback comes again
+		case x == clientRetry:
+			v = clientRetry
+		}
+	}
+	return v
 }
 
 // callbackReturned is deferred by consume.

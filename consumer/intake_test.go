@@ -238,3 +238,33 @@ func processCPU() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// A callback from the retry queue mixing two subscriptions' redeliveries
+// handles each subscription's share on its own: one waiting for a worker
+// (until it is deferred) never delays the other's.
+func TestMixedRetryCallbackHandlesEachSubscriptionOnItsOwn(t *testing.T) {
+	release := make(chan struct{})
+	c := running(t, func(context.Context, *Message) error { <-release; return nil }, nil, WithPoolSize(1))
+	t.Cleanup(func() { close(release) }) // before running's Stop
+	handledB := make(chan time.Time, 1)
+	c.state = stateNew // a second subscription, "u", before the start
+	if err := c.Subscribe("u", All, func(context.Context, *Message) error {
+		handledB <- time.Now()
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c.state = stateRunning
+	ctx, _ := concurrentCtx()
+	go func() { _, _ = c.consume(ctx, retryExt("hold", 1)) }() // takes t's only worker
+	waitFor(t, "t's worker to be taken", func() bool { return c.Stats()[0].Pool.Running == 1 })
+	a, b := retryExt("a", 1), retryExt("b", 1)
+	b.Topic = "u"
+	begin := time.Now()
+	done := make(chan struct{})
+	go func() { _, _ = c.consume(ctx, a, b); close(done) }()
+	if at := <-handledB; at.Sub(begin) >= retryWait/2 {
+		t.Fatalf("u's redelivery waited %v behind t's; want it handled at once", at.Sub(begin))
+	}
+	<-done // t's share is deferred after retryWait
+}
