@@ -34,7 +34,7 @@ type Observation struct {
 //
 //   - rmqkit.pool.capacity ({worker}): workers the subscription's pool may run at once
 //   - rmqkit.pool.running ({worker}): handlers running
-//   - rmqkit.pool.waiting ({message}): messages waiting for a worker
+//   - rmqkit.pool.waiting ({message}): messages held, not started (SubscriptionStats.Queued)
 //   - rmqkit.consumer.dead_lettered ({message}, counter): messages sent to
 //     the dead-letter queue since the consumer was created
 //   - rmqkit.consumer.lag ({message}): with WithLagFunc, the group's lag
@@ -67,7 +67,7 @@ func ObserveConsumer(c *consumer.Consumer, opts ...Option) (stop func() error, e
 	}
 	o.capacity = gauge("rmqkit.pool.capacity", "{worker}", "Workers the subscription's pool may run at once.")
 	o.running = gauge("rmqkit.pool.running", "{worker}", "Handlers of the subscription's pool running now.")
-	o.waiting = gauge("rmqkit.pool.waiting", "{message}", "Messages waiting for a worker of the subscription's pool.")
+	o.waiting = gauge("rmqkit.pool.waiting", "{message}", "Messages held for the subscription that have not started: waiting for a worker or a rate limit.")
 	dlq, err := m.Int64ObservableCounter("rmqkit.consumer.dead_lettered", metric.WithUnit("{message}"),
 		metric.WithDescription("Messages that failed past their retry limit and were sent to the dead-letter queue."))
 	errs = append(errs, err)
@@ -131,7 +131,9 @@ func (o *observer) observe(ctx context.Context, obs metric.Observer) error {
 		pool := o.attrs(topic, PoolNameKey.String(s.Pool.Name))
 		obs.ObserveInt64(o.capacity, int64(s.Pool.Capacity), pool)
 		obs.ObserveInt64(o.running, int64(s.Pool.Running), pool)
-		obs.ObserveInt64(o.waiting, int64(s.Pool.Waiting), pool)
+		// Queued: with batch intake, Pool.Waiting counts at most one
+		// caller per subscription, while Queued counts the messages held.
+		obs.ObserveInt64(o.waiting, s.Queued, pool)
 		obs.ObserveInt64(o.deadLettered, int64(s.DeadLettered), o.attrs(topic))
 		obs.ObserveInt64(o.overran, int64(s.Overran), o.attrs(topic))
 		if a := s.Adaptive; a.Enabled && !a.Pinned {
