@@ -249,10 +249,16 @@ func TestHelperProcess(t *testing.T) {
 
 func startHelper(t *testing.T, cl *rmqtest.Cluster, topic, group, out string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.timeout=15m")
-	cmd.Env = append(os.Environ(),
-		"RMQKIT_HELPER_OUT="+out, "RMQKIT_HELPER_GROUP="+group,
+	return startChild(t, "TestHelperProcess", "RMQKIT_HELPER_OUT="+out, "RMQKIT_HELPER_GROUP="+group,
 		"RMQKIT_HELPER_TOPIC="+topic, "RMQKIT_HELPER_NAMESRV="+cl.NameServer)
+}
+
+// startChild runs test, a helper test of this binary, as a child process
+// with env added, killed at the end of t if it still runs.
+func startChild(t *testing.T, test string, env ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.timeout=15m")
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

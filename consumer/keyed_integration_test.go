@@ -347,11 +347,14 @@ func TestKeyOrderedHonoursRateLimitPoolResizeAndMiddleware(t *testing.T) {
 	if !rmqtest.WaitUntil(30*time.Second, func() bool { return got.Distinct() >= 100 }) {
 		t.Fatal("nothing consumed")
 	}
-	// Rate: 300/s over a second and a half, with 200 keys ready.
+	// Rate: 300/s over three seconds, with 200 keys ready. The upper
+	// bound is the limit's guarantee; the lower one only tells a stall
+	// from the per-intake barrier slowing down on a loaded machine (189/s
+	// was seen once in make test at load 15+).
 	n0, t0 := got.Distinct(), time.Now()
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(3 * time.Second) // the window is the measurement
 	rate := float64(got.Distinct()-n0) / time.Since(t0).Seconds()
-	if rate > 300*1.15 || rate < 300*0.7 {
+	if rate > 300*1.15 || rate < 300*0.5 {
 		t.Fatalf("rate %.0f/s under a limit of 300/s", rate)
 	}
 	// Pool: lift the limit (messages holding a worker at the rate gate

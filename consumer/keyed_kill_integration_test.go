@@ -219,19 +219,6 @@ func TestKeyedHelperProcess(t *testing.T) {
 
 func startKeyedHelper(t *testing.T, cl *rmqtest.Cluster, topic, group, out string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestKeyedHelperProcess$", "-test.timeout=15m")
-	cmd.Env = append(os.Environ(),
-		"RMQKIT_KEYED_HELPER_OUT="+out, "RMQKIT_KEYED_HELPER_GROUP="+group,
+	return startChild(t, "TestKeyedHelperProcess", "RMQKIT_KEYED_HELPER_OUT="+out, "RMQKIT_KEYED_HELPER_GROUP="+group,
 		"RMQKIT_KEYED_HELPER_TOPIC="+topic, "RMQKIT_KEYED_HELPER_NAMESRV="+cl.NameServer)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	})
-	return cmd
 }
