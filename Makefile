@@ -1,12 +1,12 @@
 # rmqkit: make demo, make test, make bench. See README.md.
 SHELL := /bin/bash
 GO    ?= go
-# Integration tests run in parallel on their own topics and groups. 8, not 16:
-# with cluster a on two masters (twice the queues, pulls and broker threads) a
-# 2-core box ran so saturated at 16 that the rate and quota tests measured
-# 13-15% below their limits in every full run (they pass alone); at 8 make test
-# takes about as long as before (~4.5 min).
-PARALLEL ?= 8
+# Integration tests run in parallel on their own topics and groups. 4, not 8:
+# with the browser, etcd and key-ordered kill tests in the suite, a 2-core box
+# at 8 ran so saturated that the rate, adaptive and broker-fault tests missed
+# their bounds in one fresh-clone run of three (they pass alone); at 16 the rate
+# and quota tests measured 13-15% low in every run.
+PARALLEL ?= 4
 # Cluster a has two master brokers (broker-a, broker-a2), as production clusters
 # have several: its topics get queues on both, and admin calls must ask both.
 CLUSTERS := scripts/with-cluster.sh --clusters 2 --brokers a=2 --auth --fault --

@@ -29,16 +29,19 @@ func TestBrokerAndNameServerFaultsLoseNothing(t *testing.T) {
 		killedAt := got.Distinct()
 		time.Sleep(2 * time.Second) // the broker stays down a while
 		rmqtest.Script(t, "start-broker", cl.ID)
+		backAt := got.Distinct()
 		ids = append(ids, p.Produce(topic, "after", 1000)...)
 		r := got.RequireAll(t, ids, 120*time.Second)
-		t.Logf("broker SIGKILL after %d of 3000, restart: lost=0 dup=%d", killedAt, r.Duplicates)
+		t.Logf("broker SIGKILL after %d of 3000 (%d when it was back), restart: lost=0 dup=%d", killedAt, backAt, r.Duplicates)
 		// A broker killed with SIGKILL loses the consumer offsets committed
 		// since its last flush (every 5 s); the client usually commits its
 		// own again, but when it re-reads the broker's first, what was
-		// handled since that flush comes again: at most what was handled
-		// before the kill (0 in most runs, 2,232 once).
-		if r.Duplicates > killedAt {
-			t.Fatalf("%d duplicates, more than the %d handled before the kill", r.Duplicates, killedAt)
+		// handled since that flush comes again. That includes what the
+		// client had fetched before the kill and handled while the broker
+		// was down: at most what was handled before the broker was back
+		// (0 in most runs; 2,232 once; 1,408 with 1,148 handled at the kill).
+		if r.Duplicates > backAt {
+			t.Fatalf("%d duplicates, more than the %d handled before the broker was back", r.Duplicates, backAt)
 		}
 	})
 
