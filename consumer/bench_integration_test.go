@@ -261,6 +261,9 @@ func BenchmarkConsumeThroughput(b *testing.B) {
 		}},
 	}
 	jc, javaErr := javaConsumer()
+	if javaErr != nil && os.Getenv("CI") == "true" {
+		b.Fatalf("java contender: %v (CI=true requires it: javac and the jars of scripts/rocketmq.sh)", javaErr)
+	}
 	if javaErr == nil {
 		contenders = append(contenders, contender{"java", func() consumeRun { return consumeAllJava(b, cl, jc, topic, n) }})
 	} else {

@@ -59,15 +59,17 @@ func running(t testing.TB, h Handler, opts []Option, sopts ...SubscribeOption) *
 
 // fakeBroker records the messages rmqkit hands back.
 type fakeBroker struct {
-	mu   sync.Mutex
-	sent []admin.SendBack
-	err  error
+	mu       sync.Mutex
+	sent     []admin.SendBack
+	err      error
+	refusals int // calls answered with err
 }
 
 func (f *fakeBroker) SendMessageBack(_ context.Context, sb admin.SendBack) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
+		f.refusals++
 		return f.err
 	}
 	f.sent = append(f.sent, sb)

@@ -114,7 +114,11 @@ func TestKeyedFailedDeadLetterHoldsTheKeyUntilItWorks(t *testing.T) {
 		r, _ := c.consume(orderlyCtx(), keyedExt("p", 1, false), keyedExt("p", 2, false))
 		done <- r
 	}()
-	time.Sleep(50 * time.Millisecond)
+	waitFor(t, "the dead-letter hand-back to be refused and tried again", func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.refusals >= 3
+	})
 	if calls := h.list(); len(calls) != 1 {
 		t.Fatalf("calls %v while p-1 could not be dead-lettered, want only p-1's", calls)
 	}
