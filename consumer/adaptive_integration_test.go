@@ -186,17 +186,27 @@ func TestAdaptivePoolFindsTheKneeOfADownstream(t *testing.T) {
 		consumer.WithAdaptivePool(consumer.Adaptive{Min: 2, Max: 64, Window: 250 * time.Millisecond}))
 	t.Logf("rate %.0f/s, p50 %v, p99 %v, end %+v\nsizes every %v: %s", res.rate, res.p50, res.p99, res.end, traceEvery, res.traceString())
 	settled := res.trace[len(res.trace)/3:]
+	sum := 0
 	for i, l := range settled {
 		if l > k*3/2 || l < k/2 {
 			t.Fatalf("size %d at sample %d after settling; want within [%d, %d]: %s", l, i+len(res.trace)/3, k/2, k*3/2, res.traceString())
 		}
+		sum += l
 	}
-	// Loose bounds: make test runs this beside dozens of other tests on 2
-	// cores (alone it measured 1,417/s, p50 6.6 ms; BenchmarkAdaptive has
-	// the figures).
+	// The pool's size is what the controller decides, and it does not
+	// depend on how much CPU the machine has left: once settled it stays
+	// near the knee on average (probes halve it for a window at a time).
+	if mean := float64(sum) / float64(len(settled)); mean < 0.75*k {
+		t.Fatalf("mean size %.1f after settling is below 0.75 of the knee %d: %s", mean, k, res.traceString())
+	}
+	// The rate depends on the CPU: make test runs this beside other tests
+	// on 2 cores (alone it measured 1,417/s, p50 6.6 ms; at load 4 in CI
+	// 938/s with the size at 10 most of the time; BenchmarkAdaptive has the
+	// figures). Half the capacity still tells a pool stuck small (2 would
+	// give 400/s) from one at the knee.
 	capacity := float64(k) / d.base.Seconds()
-	if res.rate < 0.6*capacity {
-		t.Fatalf("rate %.0f/s is below 0.6 of the downstream's capacity %.0f/s", res.rate, capacity)
+	if res.rate < 0.5*capacity {
+		t.Fatalf("rate %.0f/s is below half the downstream's capacity %.0f/s", res.rate, capacity)
 	}
 	if res.p50 > 2*d.base {
 		t.Fatalf("median handler latency %v is above twice the unloaded %v: the pool queues at the downstream", res.p50, d.base)
