@@ -414,7 +414,7 @@ func TestGarbageCollectionDeletesOnlyStaleInstanceGroups(t *testing.T) {
 		t.Fatal(err)
 	}
 	began := time.Now()
-	runner := instance(t, cl, base, "runner", topic, nop, bo(broadcast.WithGarbageCollection(ttl, 500*time.Millisecond)))
+	runner := instance(t, cl, base, "runner", topic, nop, bo(broadcast.WithGarbageCollection(ttl), broadcast.WithGarbageCollectionInterval(500*time.Millisecond)))
 	start(t, runner)
 
 	// The broker may list a client that has just stopped for a few more

@@ -74,7 +74,8 @@ func TestModeValidatesItsArguments(t *testing.T) {
 		"bad base group": {"or ders", []consumer.Option{consumer.WithNameServer("x:1"), Mode(WithIdentity("a"), withFakeAdmin(adm))}},
 		"empty identity": {"orders", []consumer.Option{consumer.WithNameServer("x:1"), Mode(WithIdentity(""), withFakeAdmin(adm))}},
 		"negative wait":  {"orders", []consumer.Option{consumer.WithNameServer("x:1"), Mode(WithIdentity("a"), WithIdentityWait(-1), withFakeAdmin(adm))}},
-		"tiny ttl":       {"orders", []consumer.Option{consumer.WithNameServer("x:1"), Mode(WithIdentity("a"), WithGarbageCollection(time.Millisecond, 0), withFakeAdmin(adm))}},
+		"tiny ttl":       {"orders", []consumer.Option{consumer.WithNameServer("x:1"), Mode(WithIdentity("a"), WithGarbageCollection(time.Millisecond), withFakeAdmin(adm))}},
+		"interval alone": {"orders", []consumer.Option{consumer.WithNameServer("x:1"), Mode(WithIdentity("a"), WithGarbageCollectionInterval(time.Minute), withFakeAdmin(adm))}},
 		"two modes":      {"orders", []consumer.Option{consumer.WithNameServer("x:1"), Mode(WithIdentity("a"), withFakeAdmin(adm)), Mode(WithIdentity("b"), withFakeAdmin(adm))}},
 	} {
 		if _, err := consumer.New(tc.base, tc.opts...); !errors.Is(err, ErrInvalidOption) {

@@ -17,13 +17,13 @@ import (
 func Example() {
 	c, err := consumer.New("cache-invalidator",
 		consumer.WithNameServer("127.0.0.1:9876"),
-		consumer.WithDefaultPoolSize(8),
+		consumer.WithPoolSize(8),
 		consumer.WithMaxRetries(5),
 		broadcast.Mode(
 			// The identity comes from POD_NAME or HOSTNAME, or a state
 			// file; set it explicitly where neither is stable:
 			// broadcast.WithIdentity("cache-node-3"),
-			broadcast.WithGarbageCollection(24*time.Hour, 0),
+			broadcast.WithGarbageCollection(24*time.Hour),
 		),
 	)
 	if err != nil {

@@ -89,7 +89,7 @@ func TestBroadcastHelperProcess(t *testing.T) {
 		c, err := consumer.New(group,
 			consumer.WithNameServer(nameSrv),
 			consumer.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))),
-			consumer.WithDefaultPoolSize(helperPool),
+			consumer.WithPoolSize(helperPool),
 			// At most helperPrefetch in all: the topic's queues on two
 			// masters and a retry queue on each.
 			consumer.WithQueuePrefetch(helperPrefetch/(helperQueues*2+2)),

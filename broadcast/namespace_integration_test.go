@@ -59,7 +59,7 @@ func TestNamespacedInstances(t *testing.T) {
 		got[i] = rmqtest.NewCollector()
 		opts := []option{withNS}
 		if id == "runner" {
-			opts = append(opts, bo(broadcast.WithGarbageCollection(3*time.Second, 500*time.Millisecond)))
+			opts = append(opts, bo(broadcast.WithGarbageCollection(3*time.Second), broadcast.WithGarbageCollectionInterval(500*time.Millisecond)))
 		}
 		insts[i] = instance(t, cl, base, id, topic, collectPlain(got[i]), opts...)
 	}

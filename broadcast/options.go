@@ -99,12 +99,19 @@ func WithIdentityWait(d time.Duration) Option { return func(c *config) { c.ident
 
 // WithGarbageCollection makes the instance, while it runs, delete the
 // consumer groups of other instances of the same base group that have been
-// offline for at least ttl, checking every every (0: ttl/4, between 1 second
-// and 10 minutes). See CollectGarbage for what is deleted and when. The
-// default, ttl 0, collects nothing. ttl is also the longest time an instance
-// may be down and still get, after its restart, what was produced meanwhile.
-func WithGarbageCollection(ttl, every time.Duration) Option {
-	return func(c *config) { c.gcTTL, c.gcEvery = ttl, every }
+// offline for at least ttl, checking every WithGarbageCollectionInterval.
+// See CollectGarbage for what is deleted and when. The default, ttl 0,
+// collects nothing. ttl is also the longest time an instance may be down and
+// still get, after its restart, what was produced meanwhile.
+func WithGarbageCollection(ttl time.Duration) Option {
+	return func(c *config) { c.gcTTL = ttl }
+}
+
+// WithGarbageCollectionInterval sets how often WithGarbageCollection looks
+// for offline instances. The default is a quarter of its ttl, between 1
+// second and 10 minutes. It requires WithGarbageCollection.
+func WithGarbageCollectionInterval(d time.Duration) Option {
+	return func(c *config) { c.gcEvery = d }
 }
 
 func (c *config) validate() error {
@@ -114,8 +121,14 @@ func (c *config) validate() error {
 	if c.identityWait < 0 {
 		return fmt.Errorf("%w: identity wait %v is negative", ErrInvalidOption, c.identityWait)
 	}
-	if c.gcTTL < 0 || c.gcEvery < 0 {
-		return fmt.Errorf("%w: garbage collection ttl %v / every %v: negative", ErrInvalidOption, c.gcTTL, c.gcEvery)
+	if c.gcTTL < 0 {
+		return fmt.Errorf("%w: garbage collection ttl %v is negative", ErrInvalidOption, c.gcTTL)
+	}
+	if c.gcEvery < 0 {
+		return fmt.Errorf("%w: garbage collection interval %v is negative", ErrInvalidOption, c.gcEvery)
+	}
+	if c.gcEvery > 0 && c.gcTTL == 0 {
+		return fmt.Errorf("%w: WithGarbageCollectionInterval without WithGarbageCollection", ErrInvalidOption)
 	}
 	if c.gcTTL > 0 && c.gcTTL < minTTL {
 		return fmt.Errorf("%w: garbage collection ttl %v is under %v", ErrInvalidOption, c.gcTTL, minTTL)

@@ -36,7 +36,7 @@ func newConsumer(t *testing.T, process *throttle.Limiter) *consumer.Consumer {
 		t.Fatal(err)
 	}
 	batch := func(context.Context, []*consumer.Message) error { return nil }
-	if err := c.Subscribe("paid", consumer.All, nil, consumer.WithPoolSize(2), consumer.WithBatch(10, batch)); err != nil {
+	if err := c.SubscribeBatch("paid", consumer.All, batch, consumer.WithPoolSize(2), consumer.WithBatchSize(10)); err != nil {
 		t.Fatal(err)
 	}
 	return c

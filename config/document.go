@@ -24,7 +24,7 @@ const MaxDocumentSize = 1 << 20
 // Limits of the values a document may hold, beside pool.MaxSize,
 // throttle.MaxRate and throttle.MaxBurst.
 const (
-	MaxBatchSize  = 1024 // as consumer.WithBatch
+	MaxBatchSize  = consumer.MaxBatchSize
 	MaxMaxRetries = 32   // the broker's ceiling on reconsume times
 )
 
@@ -70,7 +70,7 @@ type Subscription struct {
 	Burst      *int     `yaml:"burst"`      // live, with rate; 0 = default
 	BatchSize  *int     `yaml:"batchSize"`  // start-only; [1, MaxBatchSize]
 	Orderly    *bool    `yaml:"orderly"`    // start-only
-	KeyOrdered *bool    `yaml:"keyOrdered"` // start-only; consumer.WithKeyOrdered(0); not with orderly or batchSize
+	KeyOrdered *bool    `yaml:"keyOrdered"` // start-only; consumer.WithKeyOrdered(); not with orderly or batchSize
 	MaxRetries *int     `yaml:"maxRetries"` // start-only; [0, MaxMaxRetries]
 	// AdaptivePool sizes the pool by itself (consumer.WithAdaptivePool);
 	// start-only, and exclusive with PoolSize, which would pin the size.

@@ -13,7 +13,7 @@ import (
 // limiter is created by the program and shared by its consumers (pass it
 // with consumer.WithProcessLimiter; Watch or Apply then sets its limit), and
 // batchSize, which needs a batch handler: subscribe with
-// consumer.WithBatch(*sub.BatchSize, h). A validated document has no
+// c.SubscribeBatch(topic, sel, h, consumer.WithBatchSize(*sub.BatchSize)). A validated document has no
 // invalid values; Options does not validate.
 func Options(doc *Document) ([]consumer.Option, map[string][]consumer.SubscribeOption) {
 	var opts []consumer.Option
@@ -34,13 +34,13 @@ func Options(doc *Document) ([]consumer.Option, map[string][]consumer.SubscribeO
 			so = append(so, consumer.WithRate(l))
 		}
 		if s.Orderly != nil && *s.Orderly {
-			so = append(so, consumer.WithOrderly(0))
+			so = append(so, consumer.WithOrderly())
 		}
 		if s.KeyOrdered != nil && *s.KeyOrdered {
-			so = append(so, consumer.WithKeyOrdered(0))
+			so = append(so, consumer.WithKeyOrdered())
 		}
 		if s.MaxRetries != nil {
-			so = append(so, consumer.WithSubscriptionMaxRetries(*s.MaxRetries))
+			so = append(so, consumer.WithMaxRetries(*s.MaxRetries))
 		}
 		if s.AdaptivePool != nil {
 			so = append(so, consumer.WithAdaptivePool(s.AdaptivePool.adaptive()))

@@ -68,7 +68,7 @@ func (a Adaptive) validate() error {
 // wrapping ErrInvalidOption). Stats reports the controller's state in
 // SubscriptionStats.Adaptive; each decision is logged at debug level.
 func WithAdaptivePool(a Adaptive) SubscribeOption {
-	return func(s *subConfig) { s.adaptive = &a }
+	return subOptionFunc(func(s *subConfig) { s.adaptive = &a })
 }
 
 // AdaptiveStats is the state of a subscription's adaptive sizing.
@@ -118,9 +118,6 @@ func (c *Consumer) initAdaptive(s *subscription, sc subConfig) error {
 	}
 	if err := sc.adaptive.validate(); err != nil {
 		return fmt.Errorf("topic %q: %w", s.topic, err)
-	}
-	if sc.pool != nil {
-		return fmt.Errorf("%w: topic %q: WithAdaptivePool resizes the subscription's own pool; it cannot be combined with WithSharedPool", ErrInvalidOption, s.topic)
 	}
 	s.adaptive = newAdaptiveSizer(*sc.adaptive)
 	return nil

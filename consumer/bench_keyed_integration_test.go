@@ -140,8 +140,8 @@ func BenchmarkKeyOrdered(b *testing.B) {
 			topic := keyedBacklogTopic(b, cl, skewed)
 			var keyed, orderly, concurrent float64
 			for range b.N {
-				keyed += consumeKeyedBacklog(b, cl, topic, consumer.WithKeyOrdered(0))
-				orderly += consumeKeyedBacklog(b, cl, topic, consumer.WithOrderly(0))
+				keyed += consumeKeyedBacklog(b, cl, topic, consumer.WithKeyOrdered())
+				orderly += consumeKeyedBacklog(b, cl, topic, consumer.WithOrderly())
 				concurrent += consumeKeyedBacklog(b, cl, topic, nil)
 			}
 			n := float64(b.N)

@@ -25,18 +25,19 @@ type Connection struct {
 	Namespace string
 }
 
-// WithConnection sets the name servers, credentials and namespace at once;
-// it replaces what WithNameServer, WithCredentials and WithNamespace set
-// before it.
+// WithConnection sets the name servers, credentials and namespace at once.
+// It excludes WithNameServer, WithCredentials and WithNamespace (New returns
+// ErrConflictingOptions).
 func WithConnection(conn Connection) Option {
-	return func(c *config) {
+	return optionFunc(func(c *config) {
+		c.connSet = true
 		c.nameServers = append([]string(nil), conn.NameServers...)
 		c.credentials = nil
 		if conn.AccessKey != "" || conn.SecretKey != "" {
 			c.credentials = &primitive.Credentials{AccessKey: conn.AccessKey, SecretKey: conn.SecretKey}
 		}
 		c.namespace = conn.Namespace
-	}
+	})
 }
 
 // Connection returns the consumer's connection settings.

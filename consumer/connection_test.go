@@ -10,7 +10,7 @@ import (
 // names things.
 func TestWithConnectionSetsTheWholeConnection(t *testing.T) {
 	conn := Connection{NameServers: []string{"10.0.0.1:9876"}, AccessKey: "ak", SecretKey: "sk", Namespace: "prod"}
-	c, err := New("g", WithNameServer("127.0.0.1:1"), WithNamespace("old"), WithConnection(conn))
+	c, err := New("g", WithConnection(conn))
 	if err != nil {
 		t.Fatal(err)
 	}

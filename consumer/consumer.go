@@ -37,9 +37,10 @@ type Consumer struct {
 	baseGroup string // given to New (mode.go)
 	cfg       config
 
-	mu    sync.Mutex
-	state state
-	subs  map[string]*subscription // by topic as the user names it
+	mu             sync.Mutex
+	state          state
+	pluginsStarted int                      // the first pluginsStarted plugins have started (plugin.go)
+	subs           map[string]*subscription // by topic as the user names it
 	// routes maps the topic as the client delivers it (with the
 	// namespace prefix, "ns%topic") to its subscription; read-only after
 	// Start.
@@ -110,7 +111,7 @@ func New(group string, opts ...Option) (*Consumer, error) {
 	cfg := defaultConfig()
 	for _, o := range opts {
 		if o != nil {
-			o(&cfg)
+			o.applyConsumer(&cfg)
 		}
 	}
 	if err := cfg.validate(); err != nil {
@@ -118,9 +119,6 @@ func New(group string, opts ...Option) (*Consumer, error) {
 	}
 	if cfg.instance == "" {
 		cfg.instance = "rmqkit-" + group + "-" + randomSuffix()
-	}
-	if cfg.modeConflict {
-		return nil, fmt.Errorf("%w: WithMode given twice: a consumer has one mode", ErrInvalidOption)
 	}
 	base := group
 	if cfg.mode != nil {
@@ -159,6 +157,12 @@ func New(group string, opts ...Option) (*Consumer, error) {
 		_ = adm.Close()
 		return nil, fmt.Errorf("%w: group limit: %w", ErrInvalidOption, err)
 	}
+	for _, p := range cfg.plugins {
+		if err := p.Attach(c); err != nil {
+			_ = adm.Close()
+			return nil, err
+		}
+	}
 	return c, nil
 }
 
@@ -172,32 +176,57 @@ func randomSuffix() string {
 func (c *Consumer) Group() string { return c.group }
 
 // Subscribe adds a subscription to topic, handing the messages sel selects
-// to h. It must be called before Start. h may be nil only with WithBatch.
+// to h one at a time. It must be called before Start. Options given here
+// win over the consumer's (TuningOption); a plugin's options (WithPlugin,
+// such as a configuration file) win over both.
 func (c *Consumer) Subscribe(topic string, sel Selector, h Handler, opts ...SubscribeOption) error {
+	if h == nil {
+		return fmt.Errorf("%w: topic %q: handler is nil", ErrInvalidOption, topic)
+	}
+	return c.subscribe(topic, sel, h, nil, opts)
+}
+
+// SubscribeBatch adds a subscription to topic whose handler h is called
+// with up to WithBatchSize messages at once (default DefaultBatchSize). h
+// returns a *BatchError to fail some messages only. The consumer's and the
+// subscription's middleware still run per message: each message goes
+// through the chain, and the chains meet where h is called once with the
+// messages that reached it (a middleware that does not call next keeps its
+// message out of the batch). A batch subscription cannot be orderly or
+// key-ordered.
+func (c *Consumer) SubscribeBatch(topic string, sel Selector, h BatchHandler, opts ...SubscribeOption) error {
+	if h == nil {
+		return fmt.Errorf("%w: topic %q: batch handler is nil", ErrInvalidOption, topic)
+	}
+	return c.subscribe(topic, sel, nil, h, opts)
+}
+
+func (c *Consumer) subscribe(topic string, sel Selector, h Handler, bh BatchHandler, opts []SubscribeOption) error {
 	if err := checkName("topic", topic, 127); err != nil {
 		return err
 	}
 	if err := sel.validate(); err != nil {
 		return fmt.Errorf("topic %q: %w", topic, err)
 	}
-	sc := subConfig{poolSize: c.cfg.poolSize, suspend: time.Second}
+	sc := subConfig{poolSize: c.cfg.poolSize, rate: c.cfg.rate, suspend: DefaultOrderlySuspend, batch: bh, batchSize: DefaultBatchSize}
 	for _, o := range opts {
 		if o != nil {
-			o(&sc)
+			o.applySubscription(&sc)
 		}
+	}
+	if err := c.pluginOptions(topic, &sc); err != nil {
+		return err
+	}
+	if err := sc.check(topic); err != nil {
+		return err
 	}
 	if err := sc.keyed.check(topic, &sc); err != nil {
 		return err
 	}
 	// A key-ordered subscription is consumed in the client's orderly mode
-	// (keyed.go).
+	// (keyed.go) and retries in place like one.
 	sc.orderly = sc.orderly || sc.keyed.on
-	if sc.batch == nil && h == nil {
-		return fmt.Errorf("%w: topic %q: handler is nil", ErrInvalidOption, topic)
-	}
-	if sc.batch != nil && (sc.batchSize < 1 || sc.batchSize > 1024) {
-		return fmt.Errorf("%w: topic %q: batch size %d is outside [1, 1024]", ErrInvalidOption, topic, sc.batchSize)
-	}
+	sc.keyed.retryDelay = sc.suspend
 	maxRetries := c.cfg.maxRetries
 	if sc.maxRetries != nil {
 		maxRetries = *sc.maxRetries
@@ -236,7 +265,7 @@ func (c *Consumer) Subscribe(topic string, sel Selector, h Handler, opts ...Subs
 		topic:      topic,
 		selector:   sel,
 		batch:      sc.batch,
-		batchSize:  max(sc.batchSize, 1),
+		batchSize:  1,
 		pool:       sc.pool,
 		orderly:    sc.orderly,
 		suspend:    sc.suspend,
@@ -245,9 +274,15 @@ func (c *Consumer) Subscribe(topic string, sel Selector, h Handler, opts ...Subs
 		intake:     make(chan struct{}, 1),
 		keyed:      newKeyed(sc.keyed),
 	}
-	if h != nil {
-		s.handler = chain(h, c.cfg.middleware)
+	if sc.batch != nil {
+		s.batchSize = sc.batchSize
 	}
+	// The consumer's middleware runs first, then the subscription's.
+	mw := append(slices.Clip(c.cfg.middleware), sc.middleware...)
+	if h != nil {
+		s.handler = chain(h, mw)
+	}
+	s.middleware = mw
 	if err := c.initAdaptive(s, sc); err != nil {
 		return err
 	}
@@ -371,6 +406,17 @@ func (c *Consumer) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	for _, p := range c.cfg.plugins {
+		if err := p.Start(ctx); err != nil {
+			c.mu.Unlock()
+			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_ = c.Stop(sctx)
+			cancel()
+			c.mu.Lock()
+			return err
+		}
+		c.pluginsStarted++
+	}
 	return nil
 }
 
@@ -490,9 +536,16 @@ func (c *Consumer) Stop(ctx context.Context) error {
 	c.mu.Lock()
 	prev := c.state
 	c.state = stateStopped
+	started := c.cfg.plugins[:c.pluginsStarted]
+	c.pluginsStarted = 0
 	c.mu.Unlock()
 	if prev == stateStopped {
 		return nil
+	}
+	// Plugins stop first: a configuration change never lands on a
+	// stopping consumer.
+	for _, p := range slices.Backward(started) {
+		p.Stop(ctx)
 	}
 	// hard bounds every step after the handlers: ctx's deadline plus a
 	// little for the shutdown itself. Without a deadline, the client's

@@ -223,7 +223,7 @@ func TestOrderlySubscriptionKeepsOrderAndRetriesInPlace(t *testing.T) {
 		mu.Unlock()
 		got.Add(id)
 		return nil
-	}, consumer.WithOrderly(200*time.Millisecond), consumer.WithPoolSize(4))
+	}, consumer.WithOrderly(), consumer.WithOrderlySuspend(200*time.Millisecond), consumer.WithPoolSize(4))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +302,7 @@ func TestAlwaysFailingMessageEndsInDeadLetterQueue(t *testing.T) {
 	err := c.Subscribe(topic, consumer.All, func(context.Context, *consumer.Message) error {
 		attempts.Add(1)
 		return errors.New("always")
-	}, consumer.WithSubscriptionMaxRetries(1))
+	}, consumer.WithMaxRetries(1))
 	if err != nil {
 		t.Fatal(err)
 	}

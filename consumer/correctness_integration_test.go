@@ -157,7 +157,7 @@ func TestMultiMessageCallbacksSettleEachMessageOnItsOwn(t *testing.T) {
 	tr := newTries()
 	fails := func(id string) bool { return strings.HasSuffix(id, "3") || strings.HasSuffix(id, "6") }
 	c := newConsumer(t, cl, cl.NewGroup(t))
-	err := c.Subscribe(ta, consumer.All, nil, consumer.WithBatch(8, func(_ context.Context, msgs []*consumer.Message) error {
+	err := c.SubscribeBatch(ta, consumer.All, func(_ context.Context, msgs []*consumer.Message) error {
 		var failed []int
 		for i, m := range msgs {
 			id := m.Property(rmqtest.IDProperty)
@@ -171,7 +171,7 @@ func TestMultiMessageCallbacksSettleEachMessageOnItsOwn(t *testing.T) {
 			return &consumer.BatchError{Failed: failed, Err: errors.New("some failed")}
 		}
 		return nil
-	}))
+	}, consumer.WithBatchSize(8))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +183,7 @@ func TestMultiMessageCallbacksSettleEachMessageOnItsOwn(t *testing.T) {
 		}
 		tr.succeed(id)
 		return nil
-	}, consumer.WithSubscriptionMaxRetries(1))
+	}, consumer.WithMaxRetries(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +243,7 @@ func TestOrderlyMessageIsTriedItsBudgetThenDeadLettered(t *testing.T) {
 		}
 		tr.succeed(id)
 		return nil
-	}, consumer.WithOrderly(50*time.Millisecond), consumer.WithSubscriptionMaxRetries(2))
+	}, consumer.WithOrderly(), consumer.WithOrderlySuspend(50*time.Millisecond), consumer.WithMaxRetries(2))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -388,7 +388,7 @@ func TestStartStopFiftyTimesUnderALiveBacklog(t *testing.T) {
 	}
 	for i := range 50 {
 		c, err := consumer.New(group, consumer.WithNameServer(cl.NameServer),
-			consumer.WithStartPosition(consumer.StartFromEarliest), consumer.WithDefaultPoolSize(4))
+			consumer.WithStartPosition(consumer.StartFromEarliest), consumer.WithPoolSize(4))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -471,7 +471,7 @@ func TestOrderlyQueuesMoveToANewInstanceWithinARebalance(t *testing.T) {
 		}
 	}
 	first := newConsumer(t, cl, group, consumer.WithInstanceName(rmqtest.Name(t, "i1")))
-	if err := first.Subscribe(topic, consumer.All, handler(false), consumer.WithOrderly(0)); err != nil {
+	if err := first.Subscribe(topic, consumer.All, handler(false), consumer.WithOrderly()); err != nil {
 		t.Fatal(err)
 	}
 	start(t, first)
@@ -479,7 +479,7 @@ func TestOrderlyQueuesMoveToANewInstanceWithinARebalance(t *testing.T) {
 		t.Fatal("first instance consumed nothing")
 	}
 	second := newConsumer(t, cl, group, consumer.WithInstanceName(rmqtest.Name(t, "i2")))
-	if err := second.Subscribe(topic, consumer.All, handler(true), consumer.WithOrderly(0)); err != nil {
+	if err := second.Subscribe(topic, consumer.All, handler(true), consumer.WithOrderly()); err != nil {
 		t.Fatal(err)
 	}
 	begin := time.Now()

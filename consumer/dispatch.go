@@ -434,8 +434,8 @@ func (d *delivery) run(context.Context) error {
 	ctx := context.Context(&d.hctx)
 	var err error
 	switch {
-	case d.s.batch != nil && len(c.cfg.middleware) > 0:
-		err = batchThroughMiddleware(ctx, d.s.batch, c.cfg.middleware, d.msgs)
+	case d.s.batch != nil && len(d.s.middleware) > 0:
+		err = batchThroughMiddleware(ctx, d.s.batch, d.s.middleware, d.msgs)
 	case d.s.batch != nil:
 		err = safeBatch(ctx, d.s.batch, d.msgs)
 	default:

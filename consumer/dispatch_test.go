@@ -41,11 +41,22 @@ func (f *fakeClient) Subscribe(string, rmq.MessageSelector, func(context.Context
 // one subscription to topic "t".
 func running(t testing.TB, h Handler, opts []Option, sopts ...SubscribeOption) *Consumer {
 	t.Helper()
+	return runningWith(t, opts, func(c *Consumer) error { return c.Subscribe("t", All, h, sopts...) })
+}
+
+// runningBatch is running for a batch handler.
+func runningBatch(t testing.TB, h BatchHandler, opts []Option, sopts ...SubscribeOption) *Consumer {
+	t.Helper()
+	return runningWith(t, opts, func(c *Consumer) error { return c.SubscribeBatch("t", All, h, sopts...) })
+}
+
+func runningWith(t testing.TB, opts []Option, subscribe func(*Consumer) error) *Consumer {
+	t.Helper()
 	c, err := New("g", append([]Option{WithNameServer("127.0.0.1:1"), WithLogger(slog.New(slog.DiscardHandler))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Subscribe("t", All, h, sopts...); err != nil {
+	if err := subscribe(c); err != nil {
 		t.Fatal(err)
 	}
 	c.client = &fakeClient{shutdown: make(chan struct{})}
@@ -114,7 +125,7 @@ func TestFailedMessageIsHandedBackWithTheSubscriptionsBudget(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := running(t, tt.h, []Option{WithMaxRetries(7)}, WithSubscriptionMaxRetries(3))
+			c := running(t, tt.h, []Option{WithMaxRetries(7)}, WithMaxRetries(3))
 			ctx, _ := concurrentCtx()
 			got, err := c.consume(ctx, ext("id", tt.reconsume))
 			if got != rmq.ConsumeSuccess || err != nil {
@@ -143,7 +154,7 @@ func TestMultiMessageCallbackSettlesEachMessageOnItsOwn(t *testing.T) {
 			return nil
 		}
 		return errors.New("no")
-	}, nil, WithSubscriptionMaxRetries(2))
+	}, nil, WithMaxRetries(2))
 	ctx, _ := concurrentCtx()
 	got, _ := c.consume(ctx, ext("first-failure", 0), ext("ok", 0), ext("exhausted", 2))
 	if got != rmq.ConsumeSuccess {
@@ -194,9 +205,9 @@ func TestMessageOfNoSubscriptionIsCountedAndLeftToTheClient(t *testing.T) {
 }
 
 func TestBatchHandlerCanFailSomeMessagesOnly(t *testing.T) {
-	c := running(t, nil, nil, WithBatch(3, func(_ context.Context, msgs []*Message) error {
+	c := runningBatch(t, func(_ context.Context, msgs []*Message) error {
 		return &BatchError{Failed: []int{1}, Err: errors.New("second is bad")}
-	}))
+	}, nil, WithBatchSize(3))
 	ctx, _ := concurrentCtx()
 	if r, _ := c.consume(ctx, ext("a", 0), ext("b", 0), ext("c", 0)); r != rmq.ConsumeSuccess {
 		t.Fatalf("consume = %v, want ConsumeSuccess", r)
@@ -210,7 +221,7 @@ func TestBatchHandlerCanFailSomeMessagesOnly(t *testing.T) {
 }
 
 func TestBatchHandlerPanicFailsTheWholeBatch(t *testing.T) {
-	c := running(t, nil, nil, WithBatch(2, func(context.Context, []*Message) error { panic("boom") }))
+	c := runningBatch(t, func(context.Context, []*Message) error { panic("boom") }, nil, WithBatchSize(2))
 	ctx, _ := concurrentCtx()
 	if r, _ := c.consume(ctx, ext("a", 0), ext("b", 0)); r != rmq.ConsumeSuccess {
 		t.Fatalf("consume = %v, want ConsumeSuccess", r)
@@ -264,7 +275,7 @@ func TestClosedSharedPoolFailsItsMessages(t *testing.T) {
 }
 
 func TestOrderlyFailureSuspendsTheQueueInsteadOfRetryLater(t *testing.T) {
-	c := running(t, func(context.Context, *Message) error { return errors.New("no") }, nil, WithOrderly(250*time.Millisecond))
+	c := running(t, func(context.Context, *Message) error { return errors.New("no") }, nil, WithOrderly(), WithOrderlySuspend(250*time.Millisecond))
 	oc := primitive.NewConsumeOrderlyContext()
 	got, _ := c.consume(primitive.WithOrderlyCtx(context.Background(), oc), ext("id", 0))
 	if got != rmq.SuspendCurrentQueueAMoment || oc.SuspendCurrentQueueTimeMillis != 250 {
@@ -276,7 +287,7 @@ func TestOrderlyFailureSuspendsTheQueueInsteadOfRetryLater(t *testing.T) {
 // its subscription's tries, max retries + 1 as in concurrent mode; then
 // rmqkit dead-letters it and the queue moves on.
 func TestOrderlyMessageIsDeadLetteredAfterItsLastTry(t *testing.T) {
-	c := running(t, func(context.Context, *Message) error { return errors.New("no") }, nil, WithOrderly(0), WithSubscriptionMaxRetries(2))
+	c := running(t, func(context.Context, *Message) error { return errors.New("no") }, nil, WithOrderly(), WithMaxRetries(2))
 	for reconsume, want := range []rmq.ConsumeResult{rmq.SuspendCurrentQueueAMoment, rmq.SuspendCurrentQueueAMoment, rmq.ConsumeSuccess} {
 		got, _ := c.consume(primitive.WithOrderlyCtx(context.Background(), primitive.NewConsumeOrderlyContext()), ext("id", int32(reconsume)))
 		if got != want {
@@ -302,7 +313,7 @@ func TestOrderlyFailureStopsTheRestOfTheCallback(t *testing.T) {
 			return errors.New("no")
 		}
 		return nil
-	}, nil, WithOrderly(0))
+	}, nil, WithOrderly())
 	got, _ := c.consume(primitive.WithOrderlyCtx(context.Background(), primitive.NewConsumeOrderlyContext()), ext("1", 0), ext("2", 0), ext("3", 0))
 	if got != rmq.SuspendCurrentQueueAMoment || len(seen) != 2 {
 		t.Fatalf("consume = %v, handled %v; want SuspendCurrentQueueAMoment after handling 1 and 2 only", got, seen)
@@ -574,12 +585,12 @@ func TestBatchHandlerRunsThroughMiddlewarePerMessage(t *testing.T) {
 		}
 	}
 	var got []string
-	c := running(t, nil, []Option{WithMiddleware(record, skipC)}, WithBatch(3, func(_ context.Context, msgs []*Message) error {
+	c := runningBatch(t, func(_ context.Context, msgs []*Message) error {
 		for _, m := range msgs {
 			got = append(got, m.ID)
 		}
 		return &BatchError{Failed: []int{1}, Err: errors.New("b is bad")} // b, second of a and b
-	}))
+	}, []Option{WithMiddleware(record, skipC)}, WithBatchSize(3))
 	ctx, _ := concurrentCtx()
 	if r, _ := c.consume(ctx, ext("a", 0), ext("b", 0), ext("c", 0)); r != rmq.ConsumeSuccess {
 		t.Fatalf("consume = %v", r)
@@ -614,7 +625,7 @@ func TestRedeliveryOfASaturatedSubscriptionIsDeferredNotHeld(t *testing.T) {
 		entered <- struct{}{}
 		<-release
 		return nil
-	}, nil, WithPoolSize(1), WithSubscriptionMaxRetries(2))
+	}, nil, WithPoolSize(1), WithMaxRetries(2))
 	t.Cleanup(func() {
 		select {
 		case <-release:

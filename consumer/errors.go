@@ -7,6 +7,12 @@ var (
 	// setters return for a bad argument; the message names the argument.
 	ErrInvalidOption = errors.New("consumer: invalid option")
 
+	// ErrConflictingOptions is wrapped (with ErrInvalidOption) by the
+	// error New or Subscribe returns for options that exclude each other,
+	// such as WithSharedPool and WithPoolSize for one subscription; the
+	// message names both. No option silently overrides another.
+	ErrConflictingOptions = errors.New("consumer: conflicting options")
+
 	// ErrStarted is returned by Subscribe and Start once Start has been
 	// called.
 	ErrStarted = errors.New("consumer: already started")

@@ -26,7 +26,7 @@ func ExampleWithKeyOrdered() {
 		// Apply the event to its order: never concurrently with another
 		// event of the same order, never before an earlier one.
 		return nil
-	}, consumer.WithKeyOrdered(500*time.Millisecond), consumer.WithPoolSize(32))
+	}, consumer.WithKeyOrdered(), consumer.WithOrderlySuspend(500*time.Millisecond), consumer.WithPoolSize(32))
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -55,7 +55,7 @@ func ExampleWithKey() {
 	defer func() { _ = c.Stop(context.Background()) }()
 	err = c.Subscribe("emails", consumer.All, func(ctx context.Context, m *consumer.Message) error {
 		return nil
-	}, consumer.WithKeyOrdered(0), consumer.WithKey(byCustomer))
+	}, consumer.WithKeyOrdered(), consumer.WithKey(byCustomer))
 	fmt.Println(err)
 	// Output: <nil>
 }

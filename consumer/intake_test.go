@@ -192,12 +192,12 @@ func TestCallbacksStartTheirMessagesOneCallbackAtATime(t *testing.T) {
 func TestBatchHandlerGetsBatchesOfItsOwnSize(t *testing.T) {
 	var mu sync.Mutex
 	var sizes []int
-	c := running(t, nil, nil, WithBatch(2, func(_ context.Context, msgs []*Message) error {
+	c := runningBatch(t, func(_ context.Context, msgs []*Message) error {
 		mu.Lock()
 		defer mu.Unlock()
 		sizes = append(sizes, len(msgs))
 		return nil
-	}))
+	}, nil, WithBatchSize(2))
 	ctx, _ := concurrentCtx()
 	if r, _ := c.consume(ctx, exts("a", "b", "c", "d", "e")...); r != rmq.ConsumeSuccess {
 		t.Fatalf("consume = %v", r)

@@ -71,8 +71,8 @@ type keyOrder struct {
 //
 // rmqkit takes up to KeyOrderedIntake messages of a queue at a time and
 // takes the queue's next ones once all of them are settled. A failed
-// message is retried in place after retryDelay (default one second when
-// 0): its key waits, while the other keys taken in with it and the other
+// message is retried in place after DefaultOrderlySuspend
+// (WithOrderlySuspend): its key waits, while the other keys taken in with it and the other
 // queues go on; the later messages of its own queue wait for it. After the
 // subscription's max retries it goes to the dead-letter queue and its key
 // continues. It never passes through the retry topic, which would let the
@@ -96,15 +96,12 @@ type keyOrder struct {
 // is done with it. The
 // consumer's other subscriptions must be key-ordered too
 // (ErrMixedOrdering), and WithKeyOrdered cannot be combined with WithOrderly
-// or WithBatch. Rate limits, pool resizing, middleware and tracing apply
+// or SubscribeBatch. Rate limits, pool resizing, middleware and tracing apply
 // per message as in the other modes. A handler that ignores its context
 // past the handler timeout keeps running while its message is retried, so
 // its key then runs twice at once, as in orderly mode.
-func WithKeyOrdered(retryDelay time.Duration) SubscribeOption {
-	return func(s *subConfig) {
-		s.keyed.on = true
-		s.keyed.retryDelay = retryDelay
-	}
+func WithKeyOrdered() SubscribeOption {
+	return subOptionFunc(func(s *subConfig) { s.keyed.on = true })
 }
 
 // WithKey sets the ordering key of a key-ordered subscription (WithKeyOrdered);
@@ -112,7 +109,9 @@ func WithKeyOrdered(retryDelay time.Duration) SubscribeOption {
 // its handler, and must be fast and safe for concurrent use. A panic in f is
 // recovered and logged; the message is then ordered with every other
 // message whose key f failed to give.
-func WithKey(f KeyFunc) SubscribeOption { return func(s *subConfig) { s.keyed.key = f } }
+func WithKey(f KeyFunc) SubscribeOption {
+	return subOptionFunc(func(s *subConfig) { s.keyed.key = f })
+}
 
 // check validates the key-ordered options of the subscription to topic.
 func (k *keyOrder) check(topic string, sc *subConfig) error {
@@ -122,11 +121,9 @@ func (k *keyOrder) check(topic string, sc *subConfig) error {
 	case !k.on:
 		return nil
 	case sc.orderly:
-		return fmt.Errorf("%w: topic %q: WithKeyOrdered and WithOrderly exclude each other", ErrInvalidOption, topic)
+		return conflict("topic %q: WithKeyOrdered and WithOrderly: key order replaces queue order", topic)
 	case sc.batch != nil:
-		return fmt.Errorf("%w: topic %q: WithKeyOrdered and WithBatch exclude each other", ErrInvalidOption, topic)
-	case k.retryDelay < 0:
-		return fmt.Errorf("%w: topic %q: key retry delay %v is negative", ErrInvalidOption, topic, k.retryDelay)
+		return conflict("topic %q: WithKeyOrdered and SubscribeBatch: a key's messages are handled one at a time", topic)
 	}
 	return nil
 }

@@ -144,7 +144,7 @@ func TestKeyOrderedKeepsEachKeysOrderAndRunsKeysInParallel(t *testing.T) {
 		time.Sleep(3 * time.Millisecond)
 		got.Add(m.Property(rmqtest.IDProperty))
 		return nil
-	}, consumer.WithKeyOrdered(0), consumer.WithPoolSize(pool))
+	}, consumer.WithKeyOrdered(), consumer.WithPoolSize(pool))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +202,7 @@ func TestKeyOrderedConcurrencyIsKeysInFlightAndKeylessRunFree(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 		got.Add(id)
 		return nil
-	}, consumer.WithKeyOrdered(0), consumer.WithPoolSize(16))
+	}, consumer.WithKeyOrdered(), consumer.WithPoolSize(16))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +268,7 @@ func TestKeyOrderedPoisonKeyIsDeadLetteredAndItsKeyContinues(t *testing.T) {
 		tr.succeed(id)
 		got.Add(id)
 		return nil
-	}, consumer.WithKeyOrdered(delay), consumer.WithSubscriptionMaxRetries(2), consumer.WithPoolSize(4))
+	}, consumer.WithKeyOrdered(), consumer.WithOrderlySuspend(delay), consumer.WithMaxRetries(2), consumer.WithPoolSize(4))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,7 +339,7 @@ func TestKeyOrderedHonoursRateLimitPoolResizeAndMiddleware(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 		got.Add(m.Property(rmqtest.IDProperty))
 		return nil
-	}, consumer.WithKeyOrdered(0), consumer.WithPoolSize(32), consumer.WithRate(throttle.Limit{Rate: 300, Burst: 1}))
+	}, consumer.WithKeyOrdered(), consumer.WithPoolSize(32), consumer.WithRate(throttle.Limit{Rate: 300, Burst: 1}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -406,7 +406,7 @@ func TestKeyOrderedStopUnderABacklogLosesNoneAndKeepsOrder(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 			got.Add(m.Property(rmqtest.IDProperty))
 			return nil
-		}, consumer.WithKeyOrdered(0), consumer.WithPoolSize(pool))
+		}, consumer.WithKeyOrdered(), consumer.WithPoolSize(pool))
 		if err != nil {
 			t.Fatal(err)
 		}

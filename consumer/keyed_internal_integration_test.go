@@ -96,7 +96,7 @@ func TestKeyOrderedWaitInALaneNeitherTimesOutNorIdlesTheQueue(t *testing.T) {
 		}
 		got.Add(m.Property(rmqtest.IDProperty))
 		return nil
-	}, WithKeyOrdered(0))
+	}, WithKeyOrdered())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +187,7 @@ func TestKeyOrderedRebalanceStopsStartingLostQueues(t *testing.T) {
 		}
 	}
 	a := keyedConsumer(t, cl, group, WithInstanceName(rmqtest.Name(t, "a")))
-	if err := a.Subscribe(topic, All, handler(0), WithKeyOrdered(0), WithPoolSize(64)); err != nil {
+	if err := a.Subscribe(topic, All, handler(0), WithKeyOrdered(), WithPoolSize(64)); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Start(context.Background()); err != nil {
@@ -229,7 +229,7 @@ func TestKeyOrderedRebalanceStopsStartingLostQueues(t *testing.T) {
 		t.Fatal("a did not consume every queue")
 	}
 	b := keyedConsumer(t, cl, group, WithInstanceName(rmqtest.Name(t, "b")))
-	if err := b.Subscribe(topic, All, handler(1), WithKeyOrdered(0), WithPoolSize(64)); err != nil {
+	if err := b.Subscribe(topic, All, handler(1), WithKeyOrdered(), WithPoolSize(64)); err != nil {
 		t.Fatal(err)
 	}
 	begin := time.Now()

@@ -207,7 +207,7 @@ func TestKeyedHelperProcess(t *testing.T) {
 		// holds was handled, and survives the kill.
 		_, err := fmt.Fprintf(f, "%s %d\n", m.Property(rmqtest.IDProperty), time.Now().UnixNano())
 		return err
-	}, consumer.WithKeyOrdered(0), consumer.WithPoolSize(killHelperPool))
+	}, consumer.WithKeyOrdered(), consumer.WithPoolSize(killHelperPool))
 	if err != nil {
 		t.Fatal(err)
 	}

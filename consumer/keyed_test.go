@@ -61,7 +61,7 @@ func TestKeyedPoisonMessageIsRetriedInPlaceThenDeadLettered(t *testing.T) {
 			return errors.New("poison")
 		}
 		return nil
-	}, nil, WithKeyOrdered(time.Millisecond), WithSubscriptionMaxRetries(2))
+	}, nil, WithKeyOrdered(), WithOrderlySuspend(time.Millisecond), WithMaxRetries(2))
 	got, _ := c.consume(orderlyCtx(), keyedExt("p", 1, false), keyedExt("p", 2, true), keyedExt("q", 3, false))
 	if got != rmq.ConsumeSuccess {
 		t.Fatalf("consume = %v, want ConsumeSuccess once the poison message is dead-lettered", got)
@@ -104,7 +104,7 @@ func TestKeyedFailedDeadLetterHoldsTheKeyUntilItWorks(t *testing.T) {
 			return errors.New("poison")
 		}
 		return nil
-	}, nil, WithKeyOrdered(5*time.Millisecond), WithSubscriptionMaxRetries(0))
+	}, nil, WithKeyOrdered(), WithOrderlySuspend(5*time.Millisecond), WithMaxRetries(0))
 	b := broker(c)
 	b.mu.Lock()
 	b.err = errors.New("broker away")
@@ -148,7 +148,7 @@ func TestKeyedKeyIsTheShardingKeyOrTheUsersFunction(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var keys []string
-	c := running(t, func(context.Context, *Message) error { return nil }, nil, WithKeyOrdered(0),
+	c := running(t, func(context.Context, *Message) error { return nil }, nil, WithKeyOrdered(),
 		WithKey(func(m *Message) string {
 			mu.Lock()
 			defer mu.Unlock()
@@ -171,10 +171,10 @@ func TestKeyedRefusesConflictingOptions(t *testing.T) {
 		name string
 		opts []SubscribeOption
 	}{
-		{"with orderly", []SubscribeOption{WithKeyOrdered(0), WithOrderly(0)}},
-		{"with batch", []SubscribeOption{WithKeyOrdered(0), WithBatch(4, bh)}},
+		{"with orderly", []SubscribeOption{WithKeyOrdered(), WithOrderly()}},
+		{"with batch size", []SubscribeOption{WithKeyOrdered(), WithBatchSize(4)}},
 		{"key function alone", []SubscribeOption{WithKey(ShardingKey)}},
-		{"negative delay", []SubscribeOption{WithKeyOrdered(-time.Second)}},
+		{"negative delay", []SubscribeOption{WithKeyOrdered(), WithOrderlySuspend(-time.Second)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -188,13 +188,23 @@ func TestKeyedRefusesConflictingOptions(t *testing.T) {
 			}
 		})
 	}
-	for _, other := range [][]SubscribeOption{nil, {WithOrderly(0)}} {
+	t.Run("batch handler", func(t *testing.T) {
 		c, err := New("g", WithNameServer("127.0.0.1:1"), WithLogger(slog.New(slog.DiscardHandler)))
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = c.Stop(context.Background()) })
-		if err := c.Subscribe("k", All, h, WithKeyOrdered(0)); err != nil {
+		if err := c.SubscribeBatch("t", All, bh, WithKeyOrdered()); !errors.Is(err, ErrConflictingOptions) {
+			t.Fatalf("SubscribeBatch = %v, want ErrConflictingOptions", err)
+		}
+	})
+	for _, other := range [][]SubscribeOption{nil, {WithOrderly()}} {
+		c, err := New("g", WithNameServer("127.0.0.1:1"), WithLogger(slog.New(slog.DiscardHandler)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Stop(context.Background()) })
+		if err := c.Subscribe("k", All, h, WithKeyOrdered()); err != nil {
 			t.Fatal(err)
 		}
 		if err := c.Subscribe("o", All, h, other...); !errors.Is(err, ErrMixedOrdering) {
@@ -218,7 +228,7 @@ func TestKeyedStopFinishesStartedCallbacksAndParksTheOthers(t *testing.T) {
 			<-release
 		}
 		return nil
-	}, nil, WithKeyOrdered(0), WithPoolSize(1))
+	}, nil, WithKeyOrdered(), WithPoolSize(1))
 	first := make(chan rmq.ConsumeResult)
 	go func() {
 		r, _ := c.consume(orderlyCtx(), keyedExt("a", 1, false), keyedExt("a", 2, false), keyedExt("b", 3, false))
@@ -275,7 +285,7 @@ func TestKeyedPanickingKeyFunctionOrdersItsMessagesTogether(t *testing.T) {
 	c := running(t, func(_ context.Context, m *Message) error {
 		h.add(m)
 		return nil
-	}, nil, WithKeyOrdered(0), WithKey(func(m *Message) string {
+	}, nil, WithKeyOrdered(), WithKey(func(m *Message) string {
 		if m.Keys == "" {
 			panic("no keys")
 		}

@@ -51,14 +51,9 @@ type ModeSetup struct {
 }
 
 // WithMode attaches a consumption mode. A Consumer has at most one; a
-// second WithMode is rejected by New with ErrInvalidOption.
+// second WithMode is rejected by New with ErrConflictingOptions.
 func WithMode(m Mode) Option {
-	return func(c *config) {
-		if c.mode != nil {
-			c.modeConflict = true
-		}
-		c.mode = m
-	}
+	return optionFunc(func(c *config) { c.mode, c.modes = m, c.modes+1 })
 }
 
 // Mode returns the mode attached with WithMode, or nil. A mode's package

@@ -11,8 +11,15 @@ import (
 	"github.com/rmqkit/rmqkit/throttle"
 )
 
-// Option configures a Consumer in New.
-type Option func(*config)
+// Option configures a Consumer in New. The options that also make sense
+// for one subscription (WithPoolSize, WithMaxRetries, WithMiddleware,
+// WithRate) are TuningOptions, given to New or to Subscribe.
+type Option interface{ applyConsumer(*config) }
+
+// optionFunc is an Option that is a function.
+type optionFunc func(*config)
+
+func (f optionFunc) applyConsumer(c *config) { f(c) }
 
 // StartPosition says where a group with no committed offset starts reading.
 // It has no effect once the group has committed offsets.
@@ -53,8 +60,16 @@ type config struct {
 	groupLimit       throttle.Limit
 	groupQuota       bool
 	quotaRefresh     time.Duration
-	mode             Mode // WithMode (mode.go)
-	modeConflict     bool // WithMode given twice
+	rate             throttle.Limit // WithRate: each subscription's default (tuning.go)
+	mode             Mode           // WithMode (mode.go)
+	plugins          []Plugin       // WithPlugin (plugin.go)
+
+	// What was given, for the options that exclude each other.
+	modes         int  // WithMode
+	groupRateSet  bool // WithGroupRate
+	groupQuotaSet bool // WithGroupQuota
+	connSet       bool // WithConnection
+	connPartSet   bool // WithNameServer, WithCredentials or WithNamespace
 }
 
 func defaultConfig() config {
@@ -75,45 +90,42 @@ func defaultConfig() config {
 // required: without it the client would ask an HTTP endpoint on the
 // internet for them.
 func WithNameServer(addrs ...string) Option {
-	return func(c *config) { c.nameServers = append([]string(nil), addrs...) }
+	return optionFunc(func(c *config) { c.nameServers, c.connPartSet = append([]string(nil), addrs...), true })
 }
 
 // WithCredentials sets the access key and secret key for a broker with ACL
 // enabled. The secret is never logged.
 func WithCredentials(accessKey, secretKey string) Option {
-	return func(c *config) {
+	return optionFunc(func(c *config) {
 		c.credentials = &primitive.Credentials{AccessKey: accessKey, SecretKey: secretKey}
-	}
+		c.connPartSet = true
+	})
 }
 
 // WithNamespace prefixes topics and the group with a RocketMQ namespace.
-func WithNamespace(ns string) Option { return func(c *config) { c.namespace = ns } }
+func WithNamespace(ns string) Option {
+	return optionFunc(func(c *config) { c.namespace, c.connPartSet = ns, true })
+}
 
 // WithInstanceName sets the client instance name. By default every Consumer
 // gets a unique one, so that two consumers in one process never share a
 // client (and with it credentials, name servers or timeouts).
-func WithInstanceName(name string) Option { return func(c *config) { c.instance = name } }
+func WithInstanceName(name string) Option { return optionFunc(func(c *config) { c.instance = name }) }
 
 // WithLogger sets the logger for the consumer's own events (configuration
 // changes, stops, handler failures). The default is slog.Default(). Message
 // bodies are never logged.
 func WithLogger(l *slog.Logger) Option {
-	return func(c *config) {
+	return optionFunc(func(c *config) {
 		if l != nil {
 			c.logger = l
 		}
-	}
+	})
 }
 
 // WithStartPosition sets where a group with no committed offset starts. The
 // default is StartFromLatest.
-func WithStartPosition(p StartPosition) Option { return func(c *config) { c.start = p } }
-
-// WithMaxRetries sets how many times a failed message is redelivered before
-// it goes to the dead-letter queue, for subscriptions that do not set their
-// own. The default is 16, as in RocketMQ; 0 sends a failed message to the
-// dead-letter queue at once.
-func WithMaxRetries(n int) Option { return func(c *config) { c.maxRetries = n } }
+func WithStartPosition(p StartPosition) Option { return optionFunc(func(c *config) { c.start = p }) }
 
 // WithQueuePrefetch bounds the messages the client buffers ahead of the
 // handlers for each queue it consumes (default 256, eight pull batches). A
@@ -126,15 +138,13 @@ func WithMaxRetries(n int) Option { return func(c *config) { c.maxRetries = n } 
 // every subscribed topic (counted at Start), plus what handlers hold; an
 // instance that holds only some of the queues may buffer more per queue,
 // within the same total.
-func WithQueuePrefetch(n int) Option { return func(c *config) { c.queuePrefetch = n } }
+func WithQueuePrefetch(n int) Option { return optionFunc(func(c *config) { c.queuePrefetch = n }) }
 
 // WithQueuePrefetchMiB bounds the size of the messages the client buffers
 // for each queue (default 16 MiB), like WithQueuePrefetch.
-func WithQueuePrefetchMiB(mib int) Option { return func(c *config) { c.queuePrefetchMiB = mib } }
-
-// WithDefaultPoolSize sets the pool size of subscriptions that do not set
-// their own. The default is 20.
-func WithDefaultPoolSize(n int) Option { return func(c *config) { c.poolSize = n } }
+func WithQueuePrefetchMiB(mib int) Option {
+	return optionFunc(func(c *config) { c.queuePrefetchMiB = mib })
+}
 
 // DefaultHandlerTimeout is the handler timeout of a consumer without
 // WithHandlerTimeout; it is below the client's ConsumeTimeout (15 minutes).
@@ -149,7 +159,9 @@ const DefaultHandlerTimeout = 5 * time.Minute
 // while the handler keeps its worker until it returns. The default is
 // DefaultHandlerTimeout; d must be positive, so that a stuck handler never
 // holds its queue's offset forever.
-func WithHandlerTimeout(d time.Duration) Option { return func(c *config) { c.handlerTimeout = d } }
+func WithHandlerTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.handlerTimeout = d })
+}
 
 // WithClientConsumeTimeout sets the client's ConsumeTimeout (default 15
 // minutes), the age after which the client sends a message that is still
@@ -158,13 +170,7 @@ func WithHandlerTimeout(d time.Duration) Option { return func(c *config) { c.han
 // a worker never causes that re-send. It also sets how often the client
 // looks for such messages.
 func WithClientConsumeTimeout(d time.Duration) Option {
-	return func(c *config) { c.consumeTimeout = d }
-}
-
-// WithMiddleware adds middleware around every subscription's handler.
-// Middleware given first runs first.
-func WithMiddleware(mw ...Middleware) Option {
-	return func(c *config) { c.middleware = append(c.middleware, mw...) }
+	return optionFunc(func(c *config) { c.consumeTimeout = d })
 }
 
 // WithClientOptions passes options to the underlying rocketmq-client-go push
@@ -172,7 +178,7 @@ func WithMiddleware(mw ...Middleware) Option {
 // (ConsumeGoroutineNums, Limiter, ConsumeOrderly, ConsumerModel) would
 // undo rmqkit's guarantees; use them only if you know the client well.
 func WithClientOptions(opts ...rmq.Option) Option {
-	return func(c *config) { c.clientOptions = append(c.clientOptions, opts...) }
+	return optionFunc(func(c *config) { c.clientOptions = append(c.clientOptions, opts...) })
 }
 
 // WithProcessLimiter makes every message of the consumer pass l, a limiter
@@ -180,35 +186,40 @@ func WithClientOptions(opts ...rmq.Option) Option {
 // a process to cap their total rate. The consumer never changes l's limit;
 // its owner does, with l.Set. The default, nil, is no process limit.
 func WithProcessLimiter(l *throttle.Limiter) Option {
-	return func(c *config) { c.process = l }
+	return optionFunc(func(c *config) { c.process = l })
 }
 
 // WithGroupRate caps the rate at which this consumer (this instance of the
 // group) admits messages to handlers, across all its subscriptions. The
-// default, the zero Limit, is unlimited. It replaces WithGroupQuota; the
-// last one given wins. Change it live with SetGroupRate.
+// default, the zero Limit, is unlimited. It excludes WithGroupQuota (New
+// returns ErrConflictingOptions). Change it live with SetGroupRate.
 func WithGroupRate(l throttle.Limit) Option {
-	return func(c *config) { c.groupLimit, c.groupQuota = l, false }
+	return optionFunc(func(c *config) { c.groupLimit, c.groupQuota, c.groupRateSet = l, false, true })
 }
 
 // WithGroupQuota caps the rate of the whole consumer group, all instances
 // together: each instance applies total divided by the number of live
 // instances (Rate and Burst divided, Burst rounded up), counted from the
 // broker's consumer connection list every WithQuotaRefresh period. An
-// instance that cannot reach the broker keeps its last share. It replaces
-// WithGroupRate; the last one given wins. Change it live with
+// instance that cannot reach the broker keeps its last share. It excludes
+// WithGroupRate (New returns ErrConflictingOptions). Change it live with
 // SetGroupQuota.
 func WithGroupQuota(total throttle.Limit) Option {
-	return func(c *config) { c.groupLimit, c.groupQuota = total, true }
+	return optionFunc(func(c *config) { c.groupLimit, c.groupQuota, c.groupQuotaSet = total, true, true })
 }
 
 // WithQuotaRefresh sets how often a consumer with a group quota counts the
 // live instances of its group. The default is 5 seconds; the broker itself
 // notices an instance that stopped without unregistering only after its
 // channel expires (about 2 minutes) or closes.
-func WithQuotaRefresh(d time.Duration) Option { return func(c *config) { c.quotaRefresh = d } }
+func WithQuotaRefresh(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.quotaRefresh = d })
+}
 
 func (c *config) validate() error {
+	if err := c.conflicts(); err != nil {
+		return err
+	}
 	if c.credentials != nil && (c.credentials.AccessKey == "" || c.credentials.SecretKey == "") {
 		// WithCredentials(os.Getenv(...)) with a variable unset is noticed.
 		return fmt.Errorf("%w: credentials: access key and secret key must both be set", ErrInvalidOption)
@@ -250,3 +261,23 @@ func (c *config) validate() error {
 
 // maxRetriesLimit is the broker's own ceiling on reconsume times.
 const maxRetriesLimit = 32
+
+// conflicts names the options given together that exclude each other:
+// rmqkit never lets a later option silently undo an earlier one.
+func (c *config) conflicts() error {
+	switch {
+	case c.modes > 1:
+		return conflict("WithMode given %d times: a Consumer has one mode", c.modes)
+	case c.groupRateSet && c.groupQuotaSet:
+		return conflict("WithGroupRate and WithGroupQuota: a group limit is per instance or shared, not both")
+	case c.connSet && c.connPartSet:
+		return conflict("WithConnection and WithNameServer, WithCredentials or WithNamespace: give the connection once")
+	}
+	return nil
+}
+
+// conflict returns an error wrapping ErrInvalidOption and
+// ErrConflictingOptions.
+func conflict(format string, args ...any) error {
+	return fmt.Errorf("%w: %w: "+format, append([]any{ErrInvalidOption, ErrConflictingOptions}, args...)...)
+}

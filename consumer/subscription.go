@@ -87,66 +87,98 @@ func checkSQL(e string) error {
 	return nil
 }
 
-// SubscribeOption configures one subscription in Subscribe.
-type SubscribeOption func(*subConfig)
+// SubscribeOption configures one subscription in Subscribe or
+// SubscribeBatch. TuningOptions are SubscribeOptions too.
+type SubscribeOption interface{ applySubscription(*subConfig) }
+
+// subOptionFunc is a SubscribeOption that is a function.
+type subOptionFunc func(*subConfig)
+
+func (f subOptionFunc) applySubscription(s *subConfig) { f(s) }
 
 type subConfig struct {
-	poolSize   int
-	pool       *pool.Pool
-	orderly    bool
-	maxRetries *int
-	batch      BatchHandler
-	batchSize  int
-	suspend    time.Duration
-	rate       throttle.Limit
-	adaptive   *Adaptive // WithAdaptivePool (adaptive.go)
-	keyed      keyOrder  // WithKeyOrdered, WithKey (keyed.go)
+	poolSize    int
+	poolSizeSet bool // WithPoolSize at subscription level
+	pool        *pool.Pool
+	orderly     bool
+	suspend     time.Duration
+	suspendSet  bool // WithOrderlySuspend
+	maxRetries  *int
+	middleware  []Middleware
+	batch       BatchHandler // SubscribeBatch
+	batchSize   int
+	batchSet    bool // WithBatchSize
+	rate        throttle.Limit
+	rateSet     bool      // WithRate at subscription level
+	adaptive    *Adaptive // WithAdaptivePool (adaptive.go)
+	keyed       keyOrder  // WithKeyOrdered, WithKey (keyed.go)
 }
 
-// WithPoolSize sets the size of the subscription's own pool. The default is
-// the consumer's WithDefaultPoolSize.
-func WithPoolSize(n int) SubscribeOption { return func(s *subConfig) { s.poolSize = n } }
+// check rejects options that exclude each other or need another.
+func (s *subConfig) check(topic string) error {
+	switch {
+	case s.pool != nil && s.poolSizeSet:
+		return conflict("topic %q: WithSharedPool and WithPoolSize: a shared pool's size is its owner's", topic)
+	case s.pool != nil && s.adaptive != nil:
+		return conflict("topic %q: WithSharedPool and WithAdaptivePool: an adaptive pool resizes the subscription's own pool", topic)
+	case s.orderly && s.batch != nil:
+		return conflict("topic %q: WithOrderly and SubscribeBatch: an orderly queue hands over one message at a time", topic)
+	case s.suspendSet && !s.orderly && !s.keyed.on:
+		return fmt.Errorf("%w: topic %q: WithOrderlySuspend without WithOrderly or WithKeyOrdered", ErrInvalidOption, topic)
+	case s.suspendSet && s.suspend <= 0:
+		return fmt.Errorf("%w: topic %q: orderly suspend %v is not positive", ErrInvalidOption, topic, s.suspend)
+	case s.batchSet && s.batch == nil:
+		return fmt.Errorf("%w: topic %q: WithBatchSize without SubscribeBatch", ErrInvalidOption, topic)
+	case s.batch != nil && (s.batchSize < 1 || s.batchSize > MaxBatchSize):
+		return fmt.Errorf("%w: topic %q: batch size %d is outside [1, %d]", ErrInvalidOption, topic, s.batchSize, MaxBatchSize)
+	}
+	for i, m := range s.middleware {
+		if m == nil {
+			return fmt.Errorf("%w: topic %q: middleware %d is nil", ErrInvalidOption, topic, i)
+		}
+	}
+	return nil
+}
 
 // WithSharedPool runs the subscription on p, a pool the caller created and
 // may share between subscriptions; the consumer never closes it. Use it to
 // let low-priority topics share workers while important ones keep their own.
-func WithSharedPool(p *pool.Pool) SubscribeOption { return func(s *subConfig) { s.pool = p } }
+// It excludes WithPoolSize and WithAdaptivePool on the same subscription.
+func WithSharedPool(p *pool.Pool) SubscribeOption {
+	return subOptionFunc(func(s *subConfig) { s.pool = p })
+}
+
+// DefaultOrderlySuspend is how long an orderly subscription waits before
+// it retries a failed message in place, unless WithOrderlySuspend says
+// otherwise.
+const DefaultOrderlySuspend = time.Second
 
 // WithOrderly hands the subscription's messages to the handler one at a
-// time per queue, in queue order. A failed message is retried in place after
-// suspend (default one second) and never skipped. All subscriptions of a
-// consumer must agree on ordering.
-func WithOrderly(suspend time.Duration) SubscribeOption {
-	return func(s *subConfig) {
-		s.orderly = true
-		if suspend > 0 {
-			s.suspend = suspend
-		}
-	}
+// time per queue, in queue order. A failed message is retried in place
+// after DefaultOrderlySuspend (WithOrderlySuspend) and never skipped. All
+// subscriptions of a consumer must agree on ordering.
+func WithOrderly() SubscribeOption { return subOptionFunc(func(s *subConfig) { s.orderly = true }) }
+
+// WithOrderlySuspend sets how long an orderly or key-ordered subscription
+// (WithOrderly, WithKeyOrdered) waits before it retries a failed message in
+// place; d must be positive.
+func WithOrderlySuspend(d time.Duration) SubscribeOption {
+	return subOptionFunc(func(s *subConfig) { s.suspend, s.suspendSet = d, true })
 }
 
-// WithSubscriptionMaxRetries overrides the consumer's WithMaxRetries for
-// this subscription.
-func WithSubscriptionMaxRetries(n int) SubscribeOption {
-	return func(s *subConfig) { s.maxRetries = &n }
-}
+// DefaultBatchSize is the most messages a batch handler (SubscribeBatch)
+// gets at once unless WithBatchSize says otherwise: the client's pull
+// batch.
+const DefaultBatchSize = 32
 
-// WithBatch replaces the Handler by h, called with up to size messages of
-// the subscription at once. h returns a *BatchError to fail some messages
-// only. The consumer's middleware still runs per message: each message goes
-// through the chain, and the chains meet where h is called once with the
-// messages that reached it (a middleware that does not call next keeps its
-// message out of the batch).
-func WithBatch(size int, h BatchHandler) SubscribeOption {
-	return func(s *subConfig) { s.batch, s.batchSize = h, size }
-}
+// MaxBatchSize is the largest WithBatchSize.
+const MaxBatchSize = 1024
 
-// WithRate caps the rate at which the subscription's handlers start. The
-// limit is passed once a worker is reserved for a message, right before its
-// handler starts, so a change with SetRate is in force at once, whatever
-// already waits for a worker. The default, the zero Limit, is unlimited. A
-// message waiting for the limit is not failed and not retried.
-func WithRate(l throttle.Limit) SubscribeOption { return func(s *subConfig) { s.rate = l } }
+// WithBatchSize sets the most messages a batch handler (SubscribeBatch) is
+// called with, in [1, MaxBatchSize].
+func WithBatchSize(n int) SubscribeOption {
+	return subOptionFunc(func(s *subConfig) { s.batchSize, s.batchSet = n, true })
+}
 
 var namePattern = regexp.MustCompile(`^[%|a-zA-Z0-9_-]+$`)
 
@@ -174,7 +206,8 @@ func checkPoolSize(n int) error {
 type subscription struct {
 	topic      string
 	selector   Selector
-	handler    Handler // with middleware applied
+	handler    Handler      // with middleware applied
+	middleware []Middleware // the consumer's, then the subscription's
 	batch      BatchHandler
 	batchSize  int
 	pool       *pool.Pool

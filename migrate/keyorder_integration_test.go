@@ -69,7 +69,7 @@ func TestProducerKeepsEachKeyOnOneQueueInOrder(t *testing.T) {
 	sub, err := migrate.NewSubscription(tc.old, tc.new, tc.group, tc.topic, consumer.All, handler,
 		migrate.WithPhase(migrate.Dual),
 		migrate.WithStartPositions(consumer.StartFromEarliest, consumer.StartFromEarliest),
-		migrate.WithSubscribeOptions(consumer.WithOrderly(time.Second)),
+		migrate.WithSubscribeOptions(consumer.WithOrderly(), consumer.WithOrderlySuspend(time.Second)),
 		migrate.WithLogger(newLogger(t, slog.LevelWarn)),
 		migrate.WithConsumerOptions(consumer.WithLogger(newLogger(t, slog.LevelWarn))),
 	)

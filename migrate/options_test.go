@@ -47,7 +47,7 @@ func TestNewSubscriptionValidates(t *testing.T) {
 		{"no retry delays", ok, ok, "G", "T", h, []Option{WithRetryDelays()}},
 		{"bad phase", ok, ok, "G", "T", h, []Option{WithPhase(Phase(9))}},
 		{"bad consumer option", ok, ok, "G", "T", h, []Option{WithConsumerOptions(consumer.WithMaxRetries(99))}},
-		{"batch handler", ok, ok, "G", "T", h, []Option{WithSubscribeOptions(consumer.WithBatch(8, func(context.Context, []*consumer.Message) error { return nil }))}},
+		{"batch size", ok, ok, "G", "T", h, []Option{WithSubscribeOptions(consumer.WithBatchSize(8))}},
 	} {
 		t.Run(c.name, func(t *testing.T) { run(t, c) })
 	}

@@ -94,13 +94,7 @@ func NewSubscription(old, new Cluster, group, topic string, sel consumer.Selecto
 		if err != nil {
 			return nil, err
 		}
-		set := c.Settings()
 		_ = c.Stop(context.Background()) // never started: only releases its state
-		if len(set.Subscriptions) == 1 && set.Subscriptions[0].BatchSize > 1 {
-			// Batch handlers bypass middleware, so failures could not be
-			// tracked for the drain.
-			return nil, fmt.Errorf("%w: consumer.WithBatch is not supported", ErrInvalidOption)
-		}
 	}
 	if s.pool == nil {
 		p, err := pool.New("migrate-"+topic, cfg.poolSize)

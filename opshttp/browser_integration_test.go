@@ -84,7 +84,7 @@ func TestBrowserShowsStatsAndAppliesAPageChange(t *testing.T) {
 			return errors.New("test: failing on purpose")
 		}
 		return nil
-	}, consumer.WithPoolSize(3), consumer.WithSubscriptionMaxRetries(0))
+	}, consumer.WithPoolSize(3), consumer.WithMaxRetries(0))
 	if err != nil {
 		t.Fatal(err)
 	}

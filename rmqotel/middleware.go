@@ -42,8 +42,8 @@ import (
 // WithMeterProvider, WithPropagators, WithParentFromMessage,
 // WithConsumptionModel, WithNamespace.
 //
-// Batch handlers (consumer.WithBatch) run without middleware and so are not
-// instrumented.
+// A batch handler (Consumer.SubscribeBatch) runs under the middleware message
+// by message: each message of a batch gets its own span and metrics.
 func Middleware(opts ...Option) consumer.Middleware {
 	cfg := newConfig(opts)
 	traceOff, metricsOff := cfg.tracingOff(), cfg.metricsOff()

@@ -67,7 +67,7 @@ func run(ctx context.Context, cluster *exampleutil.Cluster, identity string, pro
 	opts := []broadcast.Option{
 		// Instances gone for an hour lose their group, and with it what was
 		// produced while they were away. Production would use days.
-		broadcast.WithGarbageCollection(time.Hour, 0),
+		broadcast.WithGarbageCollection(time.Hour),
 	}
 	if identity != "" {
 		opts = append(opts, broadcast.WithIdentity(identity))
@@ -77,7 +77,7 @@ func run(ctx context.Context, cluster *exampleutil.Cluster, identity string, pro
 	c, err := consumer.New(baseGroup,
 		consumer.WithNameServer(cluster.NameServer),
 		consumer.WithLogger(logger),
-		consumer.WithDefaultPoolSize(4),
+		consumer.WithPoolSize(4),
 		consumer.WithMaxRetries(3),
 		broadcast.Mode(opts...),
 	)

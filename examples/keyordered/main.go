@@ -105,7 +105,7 @@ func run(ctx context.Context, cluster *exampleutil.Cluster, orders, events int) 
 			close(completed)
 		}
 		return nil
-	}, consumer.WithKeyOrdered(0), consumer.WithPoolSize(16))
+	}, consumer.WithKeyOrdered(), consumer.WithPoolSize(16))
 	if err != nil {
 		return err
 	}
