@@ -2,7 +2,10 @@ package config_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -139,45 +142,107 @@ func TestApplyValidatesDocumentsBuiltInCode(t *testing.T) {
 	}
 }
 
-func TestOptionsBuildAConsumerWithTheDocumentsSettings(t *testing.T) {
-	doc := mustParse(t, `group: orders
-groupLimit: {rate: 400, shared: true}
+// writeDoc writes a document to a file of its own and returns the path.
+func writeDoc(t testing.TB, doc string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "rmqkit.yaml")
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// fromFile builds an unstarted consumer of group with File(path) and
+// subscribes topic with opts.
+func fromFile(t *testing.T, group, path, topic string, opts []consumer.Option, sopts ...consumer.SubscribeOption) (*consumer.Consumer, error) {
+	t.Helper()
+	base := []consumer.Option{consumer.WithNameServer("127.0.0.1:1"), consumer.WithLogger(slog.New(slog.DiscardHandler)), config.File(path)}
+	c, err := consumer.New(group, append(base, opts...)...)
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	return c, c.Subscribe(topic, consumer.All, noop, sopts...)
+}
+
+func TestFileBuildsSubscriptionsWithTheDocumentsSettings(t *testing.T) {
+	path := writeDoc(t, `group: orders
 subscriptions:
   created: {poolSize: 5, rate: 50, burst: 2, orderly: true, maxRetries: 3}
 `)
-	opts, subOpts := config.Options(doc)
-	base := []consumer.Option{consumer.WithNameServer("127.0.0.1:1"), consumer.WithLogger(slog.New(slog.DiscardHandler))}
-	c, err := consumer.New(doc.Group, append(base, opts...)...)
+	c, err := fromFile(t, "orders", path, "created", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = c.Stop(context.Background()) })
-	if err := c.Subscribe("created", consumer.All, noop, subOpts["created"]...); err != nil {
-		t.Fatal(err)
-	}
-	s := c.Settings()
 	want := consumer.SubscriptionSettings{Topic: "created", PoolSize: 5, Rate: throttle.Limit{Rate: 50, Burst: 2}, Orderly: true, BatchSize: 1, MaxRetries: 3}
-	if !s.GroupQuota || s.GroupLimit.Rate != 400 || s.Subscriptions[0] != want {
-		t.Fatalf("settings = %+v", s)
+	if s := c.Settings(); s.Subscriptions[0] != want {
+		t.Fatalf("settings = %+v, want %+v", s.Subscriptions[0], want)
 	}
 	// The document applies to the consumer it built without a change.
+	doc, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if changes, err := config.Apply(c, doc); err != nil || len(changes) != 0 {
 		t.Fatalf("Apply to the consumer built from it = %v, %v", changes, err)
 	}
 }
 
-func TestAdaptivePoolKeyBuildsAnAdaptiveSubscriptionAndIsStartOnly(t *testing.T) {
-	doc := mustParse(t, `group: orders
-subscriptions:
-  created: {adaptivePool: {min: 3, max: 40, window: 500ms}}
-`)
-	opts, subOpts := config.Options(doc)
-	c, err := consumer.New(doc.Group, append([]consumer.Option{consumer.WithNameServer("127.0.0.1:1"), consumer.WithLogger(slog.New(slog.DiscardHandler))}, opts...)...)
+// What wins between code and file: the file, for the keys it sets; the
+// code, for the keys the file leaves out.
+func TestFileWinsOverCodeForTheKeysItSets(t *testing.T) {
+	path := writeDoc(t, "group: orders\nsubscriptions:\n  created: {poolSize: 9, maxRetries: 2}\n")
+	c, err := fromFile(t, "orders", path, "created",
+		[]consumer.Option{consumer.WithPoolSize(3)},
+		consumer.WithPoolSize(4), consumer.WithMaxRetries(7), consumer.WithRate(throttle.Limit{Rate: 30}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = c.Stop(context.Background()) })
-	if err := c.Subscribe("created", consumer.All, noop, subOpts["created"]...); err != nil {
+	s := c.Settings().Subscriptions[0]
+	if s.PoolSize != 9 || s.MaxRetries != 2 {
+		t.Fatalf("pool %d, retries %d; want the file's 9 and 2 over the code's 4 and 7", s.PoolSize, s.MaxRetries)
+	}
+	if s.Rate.Rate != 30 {
+		t.Fatalf("rate %v; want the code's 30, which the file leaves out", s.Rate)
+	}
+}
+
+func TestFileFailsNewForABadFileOrAnotherGroup(t *testing.T) {
+	for name, tt := range map[string]struct {
+		path string
+		want []string
+	}{
+		"missing":       {filepath.Join(t.TempDir(), "absent.yaml"), []string{"absent.yaml", "no such file"}},
+		"invalid":       {writeDoc(t, "group: orders\nsubscriptions:\n  created: {poolSize: 0}\n"), []string{"subscriptions.created.poolSize (line 3)"}},
+		"another group": {writeDoc(t, "group: payments\n"), []string{"group (line 1)", `"payments" is not the consumer's group "orders"`}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := fromFile(t, "orders", tt.path, "created", nil)
+			if err == nil {
+				t.Fatal("New succeeded")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Fatalf("New = %v, want it to name %q", err, w)
+				}
+			}
+		})
+	}
+	// A batch size for a one-message handler is a mistake in the file.
+	_, err := fromFile(t, "orders", writeDoc(t, "group: orders\nsubscriptions:\n  created: {batchSize: 8}\n"), "created", nil)
+	if !errors.Is(err, consumer.ErrInvalidOption) || !strings.Contains(err.Error(), "batchSize") {
+		t.Fatalf("Subscribe = %v, want ErrInvalidOption naming batchSize", err)
+	}
+}
+
+func TestAdaptivePoolKeyBuildsAnAdaptiveSubscriptionAndIsStartOnly(t *testing.T) {
+	const yaml = `group: orders
+subscriptions:
+  created: {adaptivePool: {min: 3, max: 40, window: 500ms}}
+`
+	doc := mustParse(t, yaml)
+	c, err := fromFile(t, "orders", writeDoc(t, yaml), "created", nil)
+	if err != nil {
 		t.Fatal(err)
 	}
 	got := c.Settings().Subscriptions[0].Adaptive

@@ -15,6 +15,7 @@ import (
 	"github.com/rmqkit/rmqkit/config"
 	"github.com/rmqkit/rmqkit/consumer"
 	"github.com/rmqkit/rmqkit/internal/rmqtest"
+	"github.com/rmqkit/rmqkit/throttle"
 )
 
 // liveDoc is a document for group and topic with a pool size and a rate.
@@ -22,21 +23,20 @@ func liveDoc(group, topic string, pool int, rate float64) string {
 	return fmt.Sprintf("group: %s\nsubscriptions:\n  %s:\n    poolSize: %d\n    rate: %v\n", group, topic, pool, rate)
 }
 
-// startFromFile builds, watches and starts a consumer from the document at
-// path, as a program would.
-func startFromFile(tb testing.TB, cl *rmqtest.Cluster, path string, h consumer.Handler) (*consumer.Consumer, *config.Watcher) {
+// startFromFile builds and starts a consumer driven by the document at
+// path (config.File), as a program would, subscribing h to the document's
+// topics with sopts.
+func startFromFile(tb testing.TB, cl *rmqtest.Cluster, path string, h consumer.Handler, sopts ...consumer.SubscribeOption) (*consumer.Consumer, *config.Watcher) {
 	tb.Helper()
-	doc, err := config.Load(path)
+	doc, err := config.Load(path) // for its group and topics
 	if err != nil {
 		tb.Fatal(err)
 	}
-	opts, subOpts := config.Options(doc)
-	base := []consumer.Option{
+	c, err := consumer.New(doc.Group,
 		consumer.WithNameServer(cl.NameServer),
 		consumer.WithStartPosition(consumer.StartFromEarliest),
 		consumer.WithLogger(slog.New(slog.DiscardHandler)),
-	}
-	c, err := consumer.New(doc.Group, append(base, opts...)...)
+		config.File(path, config.WithLogger(slog.New(slog.DiscardHandler))))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -45,20 +45,73 @@ func startFromFile(tb testing.TB, cl *rmqtest.Cluster, path string, h consumer.H
 		defer cancel()
 		_ = c.Stop(ctx)
 	})
-	for topic, so := range subOpts {
-		if err := c.Subscribe(topic, consumer.All, h, so...); err != nil {
+	for topic := range doc.Subscriptions {
+		if err := c.Subscribe(topic, consumer.All, h, sopts...); err != nil {
 			tb.Fatal(err)
 		}
 	}
-	w, err := config.Watch(path, c, config.WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		tb.Fatal(err)
+	if _, ok := config.WatcherOf(c); ok {
+		tb.Fatal("WatcherOf found a watcher before Start")
 	}
-	tb.Cleanup(func() { _ = w.Close() })
 	if err := c.Start(context.Background()); err != nil {
 		tb.Fatal(err)
 	}
+	w, ok := config.WatcherOf(c)
+	if !ok {
+		tb.Fatal("WatcherOf found no watcher after Start")
+	}
 	return c, w
+}
+
+// A running consumer built with config.File follows the file's edits for
+// the keys the file sets, while a key only the code sets keeps the code's
+// value through every edit; Stop stops following the file.
+func TestFileDrivesARunningConsumerAndLeavesTheCodesKeysAlone(t *testing.T) {
+	t.Parallel()
+	cl := rmqtest.ClusterA(t)
+	topic, group := cl.NewTopic(t, rmqtest.Queues(2)), cl.NewGroup(t)
+	path := filepath.Join(t.TempDir(), "rmqkit.yaml")
+	writeFile(t, path, fmt.Sprintf("group: %s\nsubscriptions:\n  %s: {poolSize: 2}\n", group, topic))
+	c, w := startFromFile(t, cl, path, func(context.Context, *consumer.Message) error { return nil },
+		consumer.WithPoolSize(5), consumer.WithRate(throttle.Limit{Rate: 40}))
+	if s := c.Settings().Subscriptions[0]; s.PoolSize != 2 || s.Rate.Rate != 40 {
+		t.Fatalf("after Start: pool %d, rate %v; want the file's pool 2 and the code's rate 40", s.PoolSize, s.Rate)
+	}
+	replaceFile(t, path, fmt.Sprintf("group: %s\nsubscriptions:\n  %s: {poolSize: 6}\n", group, topic))
+	waitFor(t, 5*time.Second, "the edit", func() bool { return c.Settings().Subscriptions[0].PoolSize == 6 })
+	if s := c.Settings().Subscriptions[0]; s.Rate.Rate != 40 {
+		t.Fatalf("after the edit: rate %v; want the code's 40, which the file leaves out", s.Rate)
+	}
+	replaceFile(t, path, fmt.Sprintf("group: %s\nsubscriptions:\n  %s: {poolSize: 6, rate: 90}\n", group, topic))
+	waitFor(t, 5*time.Second, "the rate edit", func() bool { return c.Settings().Subscriptions[0].Rate.Rate == 90 })
+	if st := w.Stats(); st.Applied != 3 || st.Rejected != 0 {
+		t.Fatalf("watcher stats = %+v, want 3 applied (Start and two edits)", st)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := c.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	replaceFile(t, path, fmt.Sprintf("group: %s\nsubscriptions:\n  %s: {poolSize: 3}\n", group, topic))
+	// Nothing may happen: a negative, so a bounded wait of five debounce
+	// periods.
+	time.Sleep(500 * time.Millisecond)
+	if st := w.Stats(); st.Applied != 3 {
+		t.Fatalf("after Stop the watcher applied %d documents, want still 3", st.Applied)
+	}
+}
+
+// waitFor waits until cond holds, failing the test after d.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not happen within %v", what, d)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // gauge tracks concurrent handler calls and their peak.

@@ -9,12 +9,14 @@
 //	  orders-created: {poolSize: 16, rate: 200, burst: 20, maxRetries: 16}
 //	  orders-paid: {adaptivePool: {min: 2, max: 64, window: 1s}}   # consumer.WithAdaptivePool
 //
-// Options turns a document into consumer options when the consumer is
-// built. Watch applies the file to a consumer and re-applies it whenever the
-// file changes, without a restart; Apply applies a document given in code
-// through the same path. WatchSource does what Watch does for any Source of
-// the document, such as an etcd key (module
-// github.com/rmqkit/rmqkit/contrib/etcdconfig).
+// File is the one call from a file to a running consumer: given to
+// consumer.New, it builds the subscriptions with the file's settings and
+// follows the file's changes from Start to Stop, without a restart; the file
+// wins over the code for every key it sets (see File). Watch does the same
+// for a consumer built without File, WatchSource for any Source of the
+// document (such as an etcd key, module
+// github.com/rmqkit/rmqkit/contrib/etcdconfig), and Apply applies a document
+// given in code through the same path.
 //
 // # Validation
 //

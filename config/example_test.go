@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 
 	"github.com/rmqkit/rmqkit/config"
 	"github.com/rmqkit/rmqkit/consumer"
@@ -24,28 +26,34 @@ subscriptions:
 	// config: subscriptions.orders-created.rate (line 5): "fast" is not a number
 }
 
-func ExampleOptions() {
-	doc, err := config.Parse([]byte(`group: orders
-groupLimit: {rate: 2000, shared: true}
-subscriptions:
-  orders-created: {poolSize: 16, rate: 200}
-`))
+func ExampleFile() {
+	dir, err := os.MkdirTemp("", "rmqkit")
 	if err != nil {
 		panic(err)
 	}
-	opts, subOpts := config.Options(doc)
-	opts = append(opts, consumer.WithNameServer("127.0.0.1:9876"), consumer.WithLogger(slog.New(slog.DiscardHandler)))
-	c, err := consumer.New(doc.Group, opts...)
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "rmqkit.yaml")
+	err = os.WriteFile(path, []byte(`group: orders
+subscriptions:
+  orders-created: {poolSize: 16, rate: 200}
+`), 0o600)
+	if err != nil {
+		panic(err)
+	}
+
+	// The file drives the consumer: its settings apply at Subscribe, the
+	// whole file at Start, and its changes live until Stop.
+	c, err := consumer.New("orders", consumer.WithNameServer("127.0.0.1:9876"),
+		consumer.WithLogger(slog.New(slog.DiscardHandler)), config.File(path))
 	if err != nil {
 		panic(err)
 	}
 	defer c.Stop(context.Background())
 	handle := func(context.Context, *consumer.Message) error { return nil }
-	if err := c.Subscribe("orders-created", consumer.All, handle, subOpts["orders-created"]...); err != nil {
+	if err := c.Subscribe("orders-created", consumer.All, handle, consumer.WithPoolSize(4)); err != nil {
 		panic(err)
 	}
-	// Later, config.Watch(path, c) keeps the consumer in line with the file.
-	s := c.Settings()
-	fmt.Println(s.GroupLimit, s.GroupQuota, s.Subscriptions[0].PoolSize, s.Subscriptions[0].Rate)
-	// Output: 2000/s burst 200 true 16 200/s burst 20
+	s := c.Settings().Subscriptions[0]
+	fmt.Println(s.PoolSize, s.Rate) // the file's pool size wins over the code's
+	// Output: 16 200/s burst 20
 }

@@ -42,7 +42,6 @@ func FuzzParse(f *testing.F) {
 		if err := doc.Validate(); err != nil {
 			t.Fatalf("Parse accepted a document that fails Validate: %v", err)
 		}
-		_, _ = config.Options(doc)
 		if _, err := config.Apply(c, doc); err != nil && !errors.Is(err, config.ErrInvalid) {
 			t.Fatalf("Apply error %q does not wrap ErrInvalid", err)
 		}

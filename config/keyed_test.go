@@ -1,25 +1,18 @@
 package config_test
 
 import (
-	"context"
-	"log/slog"
 	"testing"
 
 	"github.com/rmqkit/rmqkit/config"
-	"github.com/rmqkit/rmqkit/consumer"
 )
 
-// keyOrdered: true subscribes key-ordered through Options, is start-only
+// keyOrdered: true subscribes key-ordered through File, is start-only
 // for Apply, and excludes orderly and batchSize.
 func TestKeyOrderedKeyBuildsAKeyOrderedSubscriptionAndIsStartOnly(t *testing.T) {
-	doc := mustParse(t, "group: orders\nsubscriptions:\n  created: {keyOrdered: true, poolSize: 6}\n")
-	opts, subs := config.Options(doc)
-	c, err := consumer.New("orders", append(opts, consumer.WithNameServer("127.0.0.1:1"), consumer.WithLogger(slog.New(slog.DiscardHandler)))...)
+	const yaml = "group: orders\nsubscriptions:\n  created: {keyOrdered: true, poolSize: 6}\n"
+	doc := mustParse(t, yaml)
+	c, err := fromFile(t, "orders", writeDoc(t, yaml), "created", nil)
 	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Stop(context.Background()) })
-	if err := c.Subscribe("created", consumer.All, noop, subs["created"]...); err != nil {
 		t.Fatal(err)
 	}
 	if s := c.Settings().Subscriptions[0]; !s.KeyOrdered || s.Orderly || s.PoolSize != 6 {

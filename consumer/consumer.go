@@ -406,8 +406,20 @@ func (c *Consumer) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	// Plugins start without c.mu: they use the consumer (Settings, the
+	// setters), as a configuration file's first apply does.
 	for _, p := range c.cfg.plugins {
-		if err := p.Start(ctx); err != nil {
+		c.mu.Unlock()
+		err := p.Start(ctx)
+		c.mu.Lock()
+		if err == nil && c.state != stateRunning {
+			// Stop began meanwhile and did not see this plugin.
+			c.mu.Unlock()
+			p.Stop(ctx)
+			c.mu.Lock()
+			return ErrStopped
+		}
+		if err != nil {
 			c.mu.Unlock()
 			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			_ = c.Stop(sctx)

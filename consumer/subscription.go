@@ -127,8 +127,9 @@ func (s *subConfig) check(topic string) error {
 		return fmt.Errorf("%w: topic %q: WithOrderlySuspend without WithOrderly or WithKeyOrdered", ErrInvalidOption, topic)
 	case s.suspendSet && s.suspend <= 0:
 		return fmt.Errorf("%w: topic %q: orderly suspend %v is not positive", ErrInvalidOption, topic, s.suspend)
-	case s.batchSet && s.batch == nil:
-		return fmt.Errorf("%w: topic %q: WithBatchSize without SubscribeBatch", ErrInvalidOption, topic)
+	case s.batchSet && s.batch == nil && s.batchSize != 1:
+		// 1 is what a one-message handler has (SubscriptionSettings).
+		return fmt.Errorf("%w: topic %q: batch size %d (WithBatchSize, or batchSize in a configuration file) without SubscribeBatch", ErrInvalidOption, topic, s.batchSize)
 	case s.batch != nil && (s.batchSize < 1 || s.batchSize > MaxBatchSize):
 		return fmt.Errorf("%w: topic %q: batch size %d is outside [1, %d]", ErrInvalidOption, topic, s.batchSize, MaxBatchSize)
 	}

@@ -72,7 +72,7 @@ func TestSubscribeRejectsBadArgumentsNamingThem(t *testing.T) {
 		{"unterminated sql string", "t", consumer.SQL("a = 'x"), noop, nil, consumer.ErrInvalidOption, "unterminated"},
 		{"zero pool", "t", consumer.All, noop, []consumer.SubscribeOption{consumer.WithPoolSize(0)}, consumer.ErrInvalidOption, "pool size 0"},
 		{"huge pool", "t", consumer.All, noop, []consumer.SubscribeOption{consumer.WithPoolSize(pool.MaxSize + 1)}, consumer.ErrInvalidOption, "pool size"},
-		{"batch size without a batch handler", "t", consumer.All, noop, []consumer.SubscribeOption{consumer.WithBatchSize(8)}, consumer.ErrInvalidOption, "WithBatchSize without SubscribeBatch"},
+		{"batch size without a batch handler", "t", consumer.All, noop, []consumer.SubscribeOption{consumer.WithBatchSize(8)}, consumer.ErrInvalidOption, "without SubscribeBatch"},
 		{"suspend without order", "t", consumer.All, noop, []consumer.SubscribeOption{consumer.WithOrderlySuspend(time.Second)}, consumer.ErrInvalidOption, "WithOrderlySuspend without"},
 		{"zero suspend", "t", consumer.All, noop, []consumer.SubscribeOption{consumer.WithOrderly(), consumer.WithOrderlySuspend(0)}, consumer.ErrInvalidOption, "suspend 0s"},
 		{"nil subscription middleware", "t", consumer.All, noop, []consumer.SubscribeOption{consumer.WithMiddleware(nil)}, consumer.ErrInvalidOption, "middleware 0"},

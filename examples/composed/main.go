@@ -72,31 +72,29 @@ func run(ctx context.Context, cluster *exampleutil.Cluster, path, identity strin
 	defer mp.Shutdown(context.Background())
 	otel := []rmqotel.Option{rmqotel.WithTracerProvider(tp), rmqotel.WithMeterProvider(mp), rmqotel.WithConsumptionModel(rmqotel.Broadcasting)}
 
-	// The file gives the group, pool, rate and group rate; code gives the
-	// connection, the mode and the middleware.
-	doc, err := config.Load(path)
-	if err != nil {
-		return err
-	}
-	opts, subOpts := config.Options(doc)
+	// The file gives the pool, rate and group rate, and follows its changes
+	// live; code gives the connection, the mode and the middleware.
 	var bopts []broadcast.Option
 	if identity != "" {
 		bopts = append(bopts, broadcast.WithIdentity(identity))
 	}
-	c, err := consumer.New(doc.Group, append(opts,
+	const topic = "rmqkit_example_composed" // as in the file
+	c, err := consumer.New("rmqkit_example_composed",
 		consumer.WithNameServer(cluster.NameServer),
 		consumer.WithLogger(logger),
 		consumer.WithMiddleware(rmqotel.Middleware(otel...)),
 		broadcast.Mode(bopts...),
-	)...)
+		config.File(path, config.WithLogger(logger),
+			config.WithOnApply(func(changes []config.Change) {
+				for _, ch := range changes {
+					fmt.Printf("config applied: %s\n", ch)
+				}
+			})),
+	)
 	if err != nil {
 		return err
 	}
 	inst, _ := broadcast.InstanceOf(c)
-	var topic string
-	for t := range doc.Subscriptions {
-		topic = t
-	}
 	if err := cluster.CreateTopic(ctx, topic, 4); err != nil {
 		return err
 	}
@@ -105,21 +103,11 @@ func run(ctx context.Context, cluster *exampleutil.Cluster, path, identity strin
 		handled.Add(1)
 		time.Sleep(2 * time.Millisecond) // some work
 		return nil
-	}, subOpts[topic]...)
+	})
 	if err != nil {
 		return err
 	}
 
-	w, err := config.Watch(path, c, config.WithLogger(logger),
-		config.WithOnApply(func(changes []config.Change) {
-			for _, ch := range changes {
-				fmt.Printf("config applied: %s\n", ch)
-			}
-		}))
-	if err != nil {
-		return err
-	}
-	defer w.Close()
 	stopObserving, err := rmqotel.ObserveConsumer(c, append(otel, rmqotel.WithLagFunc(c.Lag))...)
 	if err != nil {
 		return err

@@ -50,7 +50,7 @@ func run(ctx context.Context, cluster *exampleutil.Cluster, path string, produce
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	rmqlog.Install(logger, rmqlog.WithLevel(slog.LevelError))
 
-	// Build the consumer from the file: options one way from the document.
+	// The example creates the file's topics first.
 	doc, err := config.Load(path)
 	if err != nil {
 		return err
@@ -72,13 +72,22 @@ func run(ctx context.Context, cluster *exampleutil.Cluster, path string, produce
 	if err != nil {
 		return err
 	}
-	opts, subOpts := config.Options(doc)
-	opts = append(opts,
+	// The file drives the consumer: its settings at Subscribe, the whole
+	// file at Start, then every change of it live, until Stop.
+	c, err := consumer.New(doc.Group,
 		consumer.WithNameServer(cluster.NameServer),
 		consumer.WithProcessLimiter(process),
 		consumer.WithLogger(logger),
+		config.File(path,
+			config.WithLogger(logger),
+			config.WithOnApply(func(changes []config.Change) {
+				for _, ch := range changes {
+					fmt.Printf("%s applied  %s\n", stamp(), ch)
+				}
+			}),
+			config.WithOnError(func(err error) { fmt.Printf("%s rejected %v\n", stamp(), err) }),
+		),
 	)
-	c, err := consumer.New(doc.Group, opts...)
 	if err != nil {
 		return err
 	}
@@ -87,25 +96,10 @@ func run(ctx context.Context, cluster *exampleutil.Cluster, path string, produce
 		return nil
 	}
 	for _, t := range topics {
-		if err := c.Subscribe(t, consumer.All, handle, subOpts[t]...); err != nil {
+		if err := c.Subscribe(t, consumer.All, handle); err != nil {
 			return err
 		}
 	}
-
-	// Keep the consumer in line with the file.
-	w, err := config.Watch(path, c,
-		config.WithLogger(logger),
-		config.WithOnApply(func(changes []config.Change) {
-			for _, ch := range changes {
-				fmt.Printf("%s applied  %s\n", stamp(), ch)
-			}
-		}),
-		config.WithOnError(func(err error) { fmt.Printf("%s rejected %v\n", stamp(), err) }),
-	)
-	if err != nil {
-		return err
-	}
-	defer w.Close()
 
 	if err := c.Start(ctx); err != nil {
 		return err
