@@ -25,7 +25,7 @@ const MaxDocumentSize = 1 << 20
 // throttle.MaxRate and throttle.MaxBurst.
 const (
 	MaxBatchSize  = consumer.MaxBatchSize
-	MaxMaxRetries = 32   // the broker's ceiling on reconsume times
+	MaxMaxRetries = 32 // the broker's ceiling on reconsume times
 )
 
 // Document is the configuration of one consumer. Pointer and nil fields
@@ -43,9 +43,32 @@ type Document struct {
 	// Subscriptions holds settings by topic; every topic must be one the
 	// consumer subscribes to. Subscriptions left out are not managed.
 	Subscriptions map[string]Subscription `yaml:"subscriptions"`
+	// Migration is read by package migrate (migrate.Watch), so that one
+	// file drives a consumer and its migration between clusters; config
+	// validates it and applies none of it.
+	Migration *Migration `yaml:"migration"`
 
 	lines map[string]int // key path -> line, from Parse
 }
+
+// Migration is the control section of a migration between clusters (see
+// package migrate): nil fields are keys left out, which keep their current
+// values.
+type Migration struct {
+	// Phase is the migrate.Subscription's phase: old-only (or old), dual,
+	// new-only (or new).
+	Phase *string `yaml:"phase"`
+	// Weight is the migrate.Producer's weight: the percentage of produced
+	// messages sent to the new cluster, in [0, 100].
+	Weight *int `yaml:"weight"`
+	// Force switches the phase without waiting for the drain; it requires
+	// Phase. Remove it again after use.
+	Force *bool `yaml:"force"`
+}
+
+// phaseNames are the phase names a migration section accepts, in any case, as
+// migrate.ParsePhase reads them.
+var phaseNames = []string{"old-only", "old", "dual", "new-only", "new"}
 
 // Limit is a rate limit: rate in messages per second (0: unlimited) and
 // burst (0: a tenth of a second's worth, see throttle.DefaultBurst).
@@ -206,6 +229,7 @@ var (
 		"processLimit":  {kind: kMap, keys: map[string]*schema{"rate": sFloat, "burst": sInt}},
 		"groupLimit":    {kind: kMap, keys: map[string]*schema{"rate": sFloat, "burst": sInt, "shared": sBool}},
 		"subscriptions": {kind: kTopics, elem: subscriptionSchema},
+		"migration":     {kind: kMap, keys: map[string]*schema{"phase": sString, "weight": sInt, "force": sBool}},
 	}}
 	subscriptionSchema = &schema{kind: kMap, keys: map[string]*schema{
 		"poolSize": sInt, "rate": sFloat, "burst": sInt, "batchSize": sInt, "orderly": sBool, "keyOrdered": sBool, "maxRetries": sInt,
@@ -376,6 +400,17 @@ func (d *Document) Validate() error {
 			if s.PoolSize != nil {
 				fail(p+".poolSize", "set with adaptivePool: a pool size pins an adaptive pool (adaptive sizing off); set one of them")
 			}
+		}
+	}
+	if m := d.Migration; m != nil {
+		if m.Phase != nil && !slices.Contains(phaseNames, strings.ToLower(*m.Phase)) {
+			fail("migration.phase", "%q is not a phase name (old-only, dual or new-only)", *m.Phase)
+		}
+		if m.Weight != nil && (*m.Weight < 0 || *m.Weight > 100) {
+			fail("migration.weight", "%d is outside [0, 100]", *m.Weight)
+		}
+		if m.Force != nil && *m.Force && m.Phase == nil {
+			fail("migration.force", "force without phase")
 		}
 	}
 	return errors.Join(errs...)

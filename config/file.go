@@ -39,7 +39,7 @@ type filePlugin struct {
 	path string
 	opts []Option
 	c    *consumer.Consumer
-	doc  *Document // as read by New
+	doc  *Document               // as read by New
 	w    atomic.Pointer[Watcher] // from Start on
 }
 

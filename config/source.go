@@ -141,6 +141,18 @@ func (w *Watcher) update(doc []byte, err error) {
 	}
 }
 
+// FileSource is the document in the file at path, followed as Watch follows
+// it: through the file's directory, so that a file replaced by a rename or
+// a symlink swap keeps being followed; each change is read once the file
+// has been quiet for WithDebounce (default 100ms), the only option it reads.
+// Package migrate watches its control file through it.
+func FileSource(path string, opts ...Option) Source {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	return &fileSource{path: path, debounce: newWatchConfig(opts).debounce}
+}
+
 // fileSource is Watch's file, followed through its directory
 // (internal/filewatch).
 type fileSource struct {

@@ -33,8 +33,11 @@ func (p *recordingPlugin) SubscribeOptions(topic string) ([]SubscribeOption, err
 	return []SubscribeOption{WithPoolSize(p.pool)}, nil
 }
 
-func (p *recordingPlugin) Start(context.Context) error { p.calls = append(p.calls, "start"); return nil }
-func (p *recordingPlugin) Stop(context.Context)        { p.calls = append(p.calls, "stop") }
+func (p *recordingPlugin) Start(context.Context) error {
+	p.calls = append(p.calls, "start")
+	return nil
+}
+func (p *recordingPlugin) Stop(context.Context) { p.calls = append(p.calls, "stop") }
 
 // A plugin attaches in New, and its subscription options win over the
 // code's, with each replaced value logged.

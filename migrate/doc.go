@@ -69,8 +69,12 @@
 //
 // # Control
 //
-// WatchFile applies a small YAML document ({phase: dual, weight: 50}) to a
-// Subscription and a Producer and follows the file's edits.
+// Watch applies a small YAML document ({phase: dual, weight: 50}) to a
+// Subscription and a Producer and follows the file's edits; the document may
+// be the migration section of the consumer's configuration file (package
+// config), so that one file drives both. WatchSource does the same for any
+// config.Source. Documents are validated by package config's machinery:
+// errors wrap config.ErrInvalid and are *config.FieldError values.
 //
 // See docs/migrate.md in the repository for the procedure.
 package migrate

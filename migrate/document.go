@@ -6,17 +6,26 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	rmqconfig "github.com/rmqkit/rmqkit/config"
 	"github.com/rmqkit/rmqkit/internal/yamlstrict"
 )
 
 // maxDocumentSize is the largest control document accepted, in bytes.
 const maxDocumentSize = 64 << 10
 
-// Document is a control document for WatchFile:
+// Document is a control document for Watch, either a file of its own:
 //
 //	phase: dual    # old-only (or old), dual, new-only (or new)
 //	weight: 50     # percentage of produced messages sent to the new cluster
 //	force: false   # optional: switch the phase without waiting for the drain
+//
+// or the migration section of the consumer's configuration file (package
+// config), so that one file drives the consumer and its migration:
+//
+//	group: billing
+//	subscriptions:
+//	  invoices: {poolSize: 16}
+//	migration: {phase: dual, weight: 50}
 //
 // A key left out is not managed: phase and weight keep their current
 // values. The same file can drive the producers and the consumers of a
@@ -49,17 +58,61 @@ func (d Document) String() string {
 	return s
 }
 
-// ParseDocument decodes and validates a YAML control document as a whole:
-// it must be one mapping with only the keys phase, weight and force, each
-// once; phase a phase name (ParsePhase), weight an integer in [0, 100],
-// force true or false and only with phase. Every error wraps
-// ErrInvalidDocument and is a *FieldError (several are joined) that names
-// the key and its line.
-func ParseDocument(data []byte) (Document, error) {
+// Parse decodes and validates a control document as a whole. A document
+// with a group or migration key is a configuration file: config.Parse
+// validates all of it and its migration section is the control document.
+// Any other must be one mapping with only the keys phase, weight and force,
+// each once; phase a phase name (ParsePhase), weight an integer in [0,
+// 100], force true or false and only with phase. Every error wraps
+// config.ErrInvalid and is a *config.FieldError (several are joined) that
+// names the key and its line.
+func Parse(data []byte) (*Document, error) {
 	root, err := parseRoot(data)
 	if err != nil {
-		return Document{}, err
+		return nil, err
 	}
+	if hasKey(root, "group") || hasKey(root, "migration") {
+		return fromConfig(data)
+	}
+	d, err := parseControl(root)
+	if err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// fromConfig reads the migration section of a configuration file.
+func fromConfig(data []byte) (*Document, error) {
+	cd, err := rmqconfig.Parse(data)
+	if err != nil {
+		return nil, err
+	}
+	var doc Document
+	if m := cd.Migration; m != nil {
+		if m.Phase != nil {
+			p, err := ParsePhase(*m.Phase) // validated by config.Parse
+			if err != nil {
+				return nil, &rmqconfig.FieldError{Field: "migration.phase", Msg: err.Error()}
+			}
+			doc.Phase = &p
+		}
+		doc.Weight = m.Weight
+		doc.Force = m.Force != nil && *m.Force
+	}
+	return &doc, nil
+}
+
+func hasKey(m *yaml.Node, key string) bool {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return true
+		}
+	}
+	return false
+}
+
+// parseControl reads a control document of its own.
+func parseControl(root *yaml.Node) (Document, error) {
 	var (
 		doc   Document
 		errs  []error
@@ -69,12 +122,12 @@ func ParseDocument(data []byte) (Document, error) {
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
 		if k.Kind != yaml.ScalarNode {
-			errs = append(errs, &FieldError{Line: k.Line, Msg: "keys must be plain names"})
+			errs = append(errs, &rmqconfig.FieldError{Line: k.Line, Msg: "keys must be plain names"})
 			continue
 		}
 		key := k.Value
 		fail := func(format string, args ...any) {
-			errs = append(errs, &FieldError{Field: key, Line: k.Line, Msg: fmt.Sprintf(format, args...)})
+			errs = append(errs, &rmqconfig.FieldError{Field: key, Line: k.Line, Msg: fmt.Sprintf(format, args...)})
 		}
 		if first, dup := seen[key]; dup {
 			fail("duplicate key (first at line %d)", first)
@@ -119,7 +172,7 @@ func ParseDocument(data []byte) (Document, error) {
 		}
 	}
 	if force != nil && doc.Force && doc.Phase == nil {
-		errs = append(errs, &FieldError{Field: "force", Line: force.Line, Msg: "force without phase"})
+		errs = append(errs, &rmqconfig.FieldError{Field: "force", Line: force.Line, Msg: "force without phase"})
 	}
 	if len(errs) > 0 {
 		return Document{}, errors.Join(errs...)
@@ -133,15 +186,15 @@ func parseRoot(data []byte) (*yaml.Node, error) {
 	if err != nil {
 		var ye *yamlstrict.Error
 		if errors.As(err, &ye) {
-			return nil, &FieldError{Line: ye.Line, Msg: ye.Msg}
+			return nil, &rmqconfig.FieldError{Line: ye.Line, Msg: ye.Msg}
 		}
-		return nil, &FieldError{Msg: err.Error()}
+		return nil, &rmqconfig.FieldError{Msg: err.Error()}
 	}
 	if root.Kind == yaml.ScalarNode && root.ShortTag() == "!!null" {
-		return nil, &FieldError{Line: root.Line, Msg: "empty document"}
+		return nil, &rmqconfig.FieldError{Line: root.Line, Msg: "empty document"}
 	}
 	if root.Kind != yaml.MappingNode {
-		return nil, &FieldError{Line: root.Line, Msg: "the document must be a mapping (phase: ..., weight: ...)"}
+		return nil, &rmqconfig.FieldError{Line: root.Line, Msg: "the document must be a mapping (phase: ..., weight: ...)"}
 	}
 	return root, nil
 }

@@ -4,21 +4,23 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	rmqconfig "github.com/rmqkit/rmqkit/config"
 )
 
-func TestParseDocumentAcceptsValidDocuments(t *testing.T) {
+func TestParseAcceptsValidDocuments(t *testing.T) {
 	type tc struct {
 		in   string
 		want string // Document.String()
 	}
 	run := func(t *testing.T, c tc) {
 		t.Helper()
-		doc, err := ParseDocument([]byte(c.in))
+		doc, err := Parse([]byte(c.in))
 		if err != nil {
-			t.Fatalf("ParseDocument(%q): %v", c.in, err)
+			t.Fatalf("Parse(%q): %v", c.in, err)
 		}
 		if got := doc.String(); got != c.want {
-			t.Errorf("ParseDocument(%q) = %s, want %s", c.in, got, c.want)
+			t.Errorf("Parse(%q) = %s, want %s", c.in, got, c.want)
 		}
 	}
 	for _, c := range []tc{
@@ -35,7 +37,7 @@ func TestParseDocumentAcceptsValidDocuments(t *testing.T) {
 }
 
 // Invalid documents are rejected whole, with an error that names the field.
-func TestParseDocumentRejectsInvalidDocuments(t *testing.T) {
+func TestParseRejectsInvalidDocuments(t *testing.T) {
 	type tc struct {
 		name, in string
 		field    string // the FieldError's Field ("" for the document)
@@ -43,11 +45,11 @@ func TestParseDocumentRejectsInvalidDocuments(t *testing.T) {
 	}
 	run := func(t *testing.T, c tc) {
 		t.Helper()
-		_, err := ParseDocument([]byte(c.in))
-		if !errors.Is(err, ErrInvalidDocument) {
-			t.Fatalf("error = %v, want ErrInvalidDocument", err)
+		_, err := Parse([]byte(c.in))
+		if !errors.Is(err, rmqconfig.ErrInvalid) {
+			t.Fatalf("error = %v, want config.ErrInvalid", err)
 		}
-		var fe *FieldError
+		var fe *rmqconfig.FieldError
 		if !errors.As(err, &fe) {
 			t.Fatalf("error %v is not a *FieldError", err)
 		}
@@ -82,11 +84,60 @@ func TestParseDocumentRejectsInvalidDocuments(t *testing.T) {
 }
 
 // Several problems are reported together, each with its line.
-func TestParseDocumentReportsEveryProblem(t *testing.T) {
-	_, err := ParseDocument([]byte("phase: sideways\nweight: 300\nextra: 1\n"))
+func TestParseReportsEveryProblem(t *testing.T) {
+	_, err := Parse([]byte("phase: sideways\nweight: 300\nextra: 1\n"))
 	for _, want := range []string{"phase (line 1)", "weight (line 2)", "extra (line 3)"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not mention %q", err, want)
+		}
+	}
+}
+
+// One file drives a consumer and its migration: Parse reads the migration
+// section of a configuration file, which config validates whole.
+func TestParseReadsTheMigrationSectionOfAConfigurationFile(t *testing.T) {
+	const file = `group: billing
+subscriptions:
+  invoices: {poolSize: 16}
+migration: {phase: new, weight: 80, force: true}
+`
+	doc, err := Parse([]byte(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := doc.String(); got != "phase: new-only, weight: 80, force: true" {
+		t.Fatalf("Parse = %s", got)
+	}
+	cd, err := rmqconfig.Parse([]byte(file))
+	if err != nil || cd.Subscriptions["invoices"].PoolSize == nil || *cd.Subscriptions["invoices"].PoolSize != 16 {
+		t.Fatalf("config.Parse of the same file = %+v, %v", cd, err)
+	}
+	// A file without a migration section leaves phase and weight alone.
+	if doc, err := Parse([]byte("group: billing\n")); err != nil || doc.Phase != nil || doc.Weight != nil {
+		t.Fatalf("Parse without a migration section = %v, %v", doc, err)
+	}
+	for _, c := range []struct{ in, field, msg string }{
+		{"group: billing\nmigration: {phase: both}\n", "migration.phase", `"both" is not a phase name`},
+		{"group: billing\nmigration: {weight: 101}\n", "migration.weight", "101 is outside [0, 100]"},
+		{"group: billing\nmigration: {force: true}\n", "migration.force", "force without phase"},
+		{"group: billing\nmigration: {wieght: 5}\n", "migration.wieght", "unknown key"},
+		{"group: billing\nsubscriptions:\n  invoices: {poolSize: 0}\nmigration: {phase: dual}\n", "subscriptions.invoices.poolSize", "outside"},
+	} {
+		_, err := Parse([]byte(c.in))
+		var fe *rmqconfig.FieldError
+		if !errors.As(err, &fe) || fe.Field != c.field || !strings.Contains(err.Error(), c.msg) {
+			t.Errorf("Parse(%q) = %v, want field %s naming %q", c.in, err, c.field, c.msg)
+		}
+	}
+}
+
+// config accepts exactly the phase names ParsePhase reads.
+func TestConfigAndParsePhaseAgreeOnPhaseNames(t *testing.T) {
+	for _, name := range []string{"old-only", "old", "dual", "new-only", "new", "Dual", "sideways", ""} {
+		_, perr := ParsePhase(name)
+		_, cerr := rmqconfig.Parse([]byte("group: g\nmigration: {phase: \"" + name + "\"}\n"))
+		if (perr == nil) != (cerr == nil) {
+			t.Errorf("phase %q: ParsePhase error %v, config.Parse error %v", name, perr, cerr)
 		}
 	}
 }

@@ -1,9 +1,6 @@
 package migrate
 
-import (
-	"errors"
-	"strconv"
-)
+import "errors"
 
 var (
 	// ErrInvalidOption is wrapped by the errors that the constructors and
@@ -29,36 +26,4 @@ var (
 	// in Stats) when the cluster's brokers report no queue of the topic for
 	// the group: a side whose topic cannot be seen is never drained.
 	ErrTopicNotFound = errors.New("migrate: topic not found on the cluster")
-
-	// ErrInvalidDocument is wrapped by every error ParseDocument and
-	// WatchFile return for a control document that cannot be applied. None
-	// of such a document is applied.
-	ErrInvalidDocument = errors.New("migrate: invalid control document")
 )
-
-// FieldError is one reason a control document was rejected. Several are
-// joined with errors.Join; errors.As finds the first. It wraps
-// ErrInvalidDocument.
-type FieldError struct {
-	Field string // the key, e.g. "weight"; empty for the document as a whole
-	Line  int    // the key's line, 1-based; 0 when unknown
-	Msg   string // what is wrong
-}
-
-// Error formats the error as "migrate: field (line n): message".
-func (e *FieldError) Error() string {
-	s := "migrate: "
-	if e.Field != "" {
-		s += e.Field
-		if e.Line > 0 {
-			s += " (line " + strconv.Itoa(e.Line) + ")"
-		}
-		s += ": "
-	} else if e.Line > 0 {
-		s += "line " + strconv.Itoa(e.Line) + ": "
-	}
-	return s + e.Msg
-}
-
-// Unwrap returns ErrInvalidDocument.
-func (e *FieldError) Unwrap() error { return ErrInvalidDocument }

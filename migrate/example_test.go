@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log"
-	"log/slog"
 
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 
@@ -34,7 +33,7 @@ func Example() {
 	defer prod.Shutdown()
 
 	// /etc/billing/migrate.yaml holds e.g. "phase: dual\nweight: 50\n".
-	w, err := migrate.WatchFile(ctx, "/etc/billing/migrate.yaml", sub, prod, slog.Default())
+	w, err := migrate.Watch(ctx, "/etc/billing/migrate.yaml", sub, prod)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -64,12 +63,17 @@ func ExampleKeySide() {
 	// 100 new
 }
 
-func ExampleParseDocument() {
-	doc, err := migrate.ParseDocument([]byte("phase: dual\nweight: 50\n"))
+func ExampleParse() {
+	doc, err := migrate.Parse([]byte("phase: dual\nweight: 50\n"))
 	fmt.Println(doc, err)
-	_, err = migrate.ParseDocument([]byte("phase: dual\nweight: 150\n"))
+	_, err = migrate.Parse([]byte("phase: dual\nweight: 150\n"))
 	fmt.Println(err)
+	// The migration section of the consumer's configuration file: one file
+	// for both (package config reads the rest).
+	doc, err = migrate.Parse([]byte("group: billing\nsubscriptions:\n  invoices: {poolSize: 16}\nmigration: {phase: new-only, weight: 100}\n"))
+	fmt.Println(doc, err)
 	// Output:
 	// phase: dual, weight: 50 <nil>
-	// migrate: weight (line 2): 150 is outside [0, 100]
+	// config: weight (line 2): 150 is outside [0, 100]
+	// phase: new-only, weight: 100 <nil>
 }

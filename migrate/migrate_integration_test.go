@@ -238,7 +238,7 @@ func TestMigrationUnderLoadLosesNothing(t *testing.T) {
 
 	control := filepath.Join(t.TempDir(), "migrate.yaml")
 	writeControl(t, control, "phase: old-only\nweight: 0\n")
-	w, err := migrate.WatchFile(ctx, control, sub, prod, newLogger(t, slog.LevelInfo))
+	w, err := migrate.Watch(ctx, control, sub, prod, migrate.WithWatchLogger(newLogger(t, slog.LevelInfo)))
 	if err != nil {
 		t.Fatal(err)
 	}

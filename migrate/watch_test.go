@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	rmqconfig "github.com/rmqkit/rmqkit/config"
 	"github.com/rmqkit/rmqkit/internal/filewatch/filewatchtest"
 )
 
@@ -39,9 +40,9 @@ func watchEnv(t *testing.T, content string) (*env, *Producer, string) {
 	return e, p, path
 }
 
-func watch(t *testing.T, path string, e *env, p *Producer, opts ...WatchOption) *FileWatcher {
+func watch(t *testing.T, path string, e *env, p *Producer, opts ...WatchOption) *Watcher {
 	t.Helper()
-	w, err := WatchFile(context.Background(), path, e.s, p, quietLogger(), append([]WatchOption{WithDebounce(10 * time.Millisecond)}, opts...)...)
+	w, err := Watch(context.Background(), path, e.s, p, append([]WatchOption{WithWatchLogger(quietLogger()), WithDebounce(10 * time.Millisecond)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,11 +50,11 @@ func watch(t *testing.T, path string, e *env, p *Producer, opts ...WatchOption) 
 	return w
 }
 
-func TestWatchFileAppliesTheFileAndFollowsEdits(t *testing.T) {
+func TestWatchAppliesTheFileAndFollowsEdits(t *testing.T) {
 	e, p, path := watchEnv(t, "phase: dual\nweight: 50\n")
 	w := watch(t, path, e, p)
 	if p.Weight() != 50 || e.s.Phase() != Dual {
-		t.Fatalf("after WatchFile: weight %d, phase %v; want 50, dual", p.Weight(), e.s.Phase())
+		t.Fatalf("after Watch: weight %d, phase %v; want 50, dual", p.Weight(), e.s.Phase())
 	}
 	e.start() // in the phase the file chose
 	if got := e.running(); len(got) != 2 {
@@ -69,7 +70,7 @@ func TestWatchFileAppliesTheFileAndFollowsEdits(t *testing.T) {
 	}
 }
 
-func TestWatchFileKeepsTheLastGoodStateOnABadEdit(t *testing.T) {
+func TestWatchKeepsTheLastGoodStateOnABadEdit(t *testing.T) {
 	e, p, path := watchEnv(t, "weight: 30\n")
 	var mu sync.Mutex
 	var errs []error
@@ -81,7 +82,7 @@ func TestWatchFileKeepsTheLastGoodStateOnABadEdit(t *testing.T) {
 		t.Errorf("after a bad edit: weight %d, phase %v; want 30, old-only (nothing of it applied)", p.Weight(), e.s.Phase())
 	}
 	mu.Lock()
-	if len(errs) != 1 || !errors.Is(errs[0], ErrInvalidDocument) || !strings.Contains(errs[0].Error(), "weight") {
+	if len(errs) != 1 || !errors.Is(errs[0], rmqconfig.ErrInvalid) || !strings.Contains(errs[0].Error(), "weight") {
 		t.Errorf("reported %v, want one error naming weight", errs)
 	}
 	mu.Unlock()
@@ -89,20 +90,20 @@ func TestWatchFileKeepsTheLastGoodStateOnABadEdit(t *testing.T) {
 	eventually(t, "the fixed file", func() bool { return p.Weight() == 60 && e.s.Phase() == Dual })
 }
 
-func TestWatchFileFailsOnAnInvalidFile(t *testing.T) {
+func TestWatchFailsOnAnInvalidFile(t *testing.T) {
 	e, p, path := watchEnv(t, "phase: sideways\nweight: 10\n")
-	_, err := WatchFile(context.Background(), path, e.s, p, quietLogger())
-	if !errors.Is(err, ErrInvalidDocument) {
-		t.Fatalf("WatchFile = %v, want ErrInvalidDocument", err)
+	_, err := Watch(context.Background(), path, e.s, p, WithWatchLogger(quietLogger()))
+	if !errors.Is(err, rmqconfig.ErrInvalid) {
+		t.Fatalf("Watch = %v, want config.ErrInvalid", err)
 	}
 	if p.Weight() != 0 {
 		t.Errorf("weight %d applied from a rejected file", p.Weight())
 	}
-	if _, err := WatchFile(context.Background(), filepath.Join(t.TempDir(), "missing.yaml"), e.s, p, nil); err == nil {
-		t.Error("WatchFile on a missing file succeeded")
+	if _, err := Watch(context.Background(), filepath.Join(t.TempDir(), "missing.yaml"), e.s, p); err == nil {
+		t.Error("Watch on a missing file succeeded")
 	}
-	if _, err := WatchFile(context.Background(), path, nil, nil, nil); !errors.Is(err, ErrInvalidOption) {
-		t.Errorf("WatchFile without targets = %v", err)
+	if _, err := Watch(context.Background(), path, nil, nil); !errors.Is(err, ErrInvalidOption) {
+		t.Errorf("Watch without targets = %v", err)
 	}
 }
 
@@ -127,10 +128,10 @@ func TestNewerDocumentCancelsAWaitingSwitch(t *testing.T) {
 
 // A process with only a producer ignores the phase; the watcher ends with
 // its context.
-func TestWatchFileWithOnlyAProducer(t *testing.T) {
+func TestWatchWithOnlyAProducer(t *testing.T) {
 	e, p, path := watchEnv(t, "phase: new\nweight: 100\n")
 	ctx, cancel := context.WithCancel(context.Background())
-	w, err := WatchFile(ctx, path, nil, p, quietLogger())
+	w, err := Watch(ctx, path, nil, p, WithWatchLogger(quietLogger()))
 	if err != nil {
 		t.Fatal(err)
 	}

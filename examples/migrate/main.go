@@ -125,7 +125,7 @@ func run(ctx context.Context, oldC, newC exampleutil.Cluster, duration time.Dura
 	if err := edit("phase: old-only\nweight: 0\n"); err != nil {
 		return err
 	}
-	w, err := migrate.WatchFile(ctx, control, sub, prod, events)
+	w, err := migrate.Watch(ctx, control, sub, prod, migrate.WithWatchLogger(events))
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,6 @@
 // Package filewatch follows one file and reports each new content.
 //
-// It is the mechanism behind config.Watch and migrate.WatchFile, which
+// It is the mechanism behind config.Watch and migrate.Watch (through config.FileSource), which
 // parse and apply what it reports. Its guarantees:
 //
 //   - The file's directory is watched, not the file, so a file replaced
