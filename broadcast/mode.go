@@ -148,6 +148,11 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
+// Broadcasting reports that the mode delivers every message to every
+// instance; instrumentation reads it (rmqotel.Instrument records the
+// broadcasting consumption model).
+func (i *Instance) Broadcasting() bool { return true }
+
 // Identity returns the instance's identity, sanitised, as it appears in
 // Group. It comes from the first of: WithIdentity; the environment variable
 // POD_NAME, then HOSTNAME; an identity persisted in the state directory

@@ -31,7 +31,10 @@ import (
 // WatcherOf returns the Watcher once the consumer has started, for its
 // Stats, Current document and Apply.
 func File(path string, opts ...Option) consumer.Option {
-	return consumer.WithPlugin(&filePlugin{path: path, opts: opts})
+	return consumer.WithPlugin(func(c *consumer.Consumer) (consumer.Plugin, error) {
+		p := &filePlugin{path: path, opts: opts}
+		return p, p.attach(c)
+	})
 }
 
 // filePlugin is File's consumer.Plugin.
@@ -43,7 +46,7 @@ type filePlugin struct {
 	w    atomic.Pointer[Watcher] // from Start on
 }
 
-func (p *filePlugin) Attach(c *consumer.Consumer) error {
+func (p *filePlugin) attach(c *consumer.Consumer) error {
 	doc, err := Load(p.path)
 	if err != nil {
 		return err

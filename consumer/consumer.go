@@ -39,7 +39,8 @@ type Consumer struct {
 
 	mu             sync.Mutex
 	state          state
-	pluginsStarted int                      // the first pluginsStarted plugins have started (plugin.go)
+	plugins        []Plugin                 // WithPlugin's, attached by New (plugin.go)
+	pluginsStarted int                      // the first pluginsStarted plugins have started
 	subs           map[string]*subscription // by topic as the user names it
 	// routes maps the topic as the client delivers it (with the
 	// namespace prefix, "ns%topic") to its subscription; read-only after
@@ -157,11 +158,16 @@ func New(group string, opts ...Option) (*Consumer, error) {
 		_ = adm.Close()
 		return nil, fmt.Errorf("%w: group limit: %w", ErrInvalidOption, err)
 	}
-	for _, p := range cfg.plugins {
-		if err := p.Attach(c); err != nil {
+	for _, attach := range cfg.plugins {
+		if attach == nil {
+			continue
+		}
+		p, err := attach(c)
+		if err != nil {
 			_ = adm.Close()
 			return nil, err
 		}
+		c.plugins = append(c.plugins, p)
 	}
 	return c, nil
 }
@@ -408,7 +414,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 	}
 	// Plugins start without c.mu: they use the consumer (Settings, the
 	// setters), as a configuration file's first apply does.
-	for _, p := range c.cfg.plugins {
+	for _, p := range c.plugins {
 		c.mu.Unlock()
 		err := p.Start(ctx)
 		c.mu.Lock()
@@ -548,7 +554,7 @@ func (c *Consumer) Stop(ctx context.Context) error {
 	c.mu.Lock()
 	prev := c.state
 	c.state = stateStopped
-	started := c.cfg.plugins[:c.pluginsStarted]
+	started := c.plugins[:c.pluginsStarted]
 	c.pluginsStarted = 0
 	c.mu.Unlock()
 	if prev == stateStopped {

@@ -62,7 +62,7 @@ type config struct {
 	quotaRefresh     time.Duration
 	rate             throttle.Limit // WithRate: each subscription's default (tuning.go)
 	mode             Mode           // WithMode (mode.go)
-	plugins          []Plugin       // WithPlugin (plugin.go)
+	plugins          []Attach       // WithPlugin (plugin.go)
 
 	// What was given, for the options that exclude each other.
 	modes         int  // WithMode

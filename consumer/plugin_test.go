@@ -17,9 +17,9 @@ type recordingPlugin struct {
 	calls     []string
 }
 
-func (p *recordingPlugin) Attach(c *Consumer) error {
+func (p *recordingPlugin) attach(c *Consumer) (Plugin, error) {
 	p.calls = append(p.calls, "attach "+c.Group())
-	return p.attachErr
+	return p, p.attachErr
 }
 
 func (p *recordingPlugin) SubscribeOptions(topic string) ([]SubscribeOption, error) {
@@ -44,7 +44,7 @@ func (p *recordingPlugin) Stop(context.Context) { p.calls = append(p.calls, "sto
 func TestPluginOptionsWinOverTheCodesAndAreLogged(t *testing.T) {
 	var log bytes.Buffer
 	p := &recordingPlugin{topic: "orders", pool: 12}
-	c, err := New("g", WithNameServer("127.0.0.1:1"), WithLogger(slog.New(slog.NewTextHandler(&log, nil))), WithPlugin(p))
+	c, err := New("g", WithNameServer("127.0.0.1:1"), WithLogger(slog.New(slog.NewTextHandler(&log, nil))), WithPlugin(p.attach))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,30 @@ func TestPluginOptionsWinOverTheCodesAndAreLogged(t *testing.T) {
 
 func TestPluginAttachErrorFailsNew(t *testing.T) {
 	boom := errors.New("boom")
-	if _, err := New("g", WithNameServer("127.0.0.1:1"), WithPlugin(&recordingPlugin{attachErr: boom})); !errors.Is(err, boom) {
+	if _, err := New("g", WithNameServer("127.0.0.1:1"), WithPlugin((&recordingPlugin{attachErr: boom}).attach)); !errors.Is(err, boom) {
 		t.Fatalf("New = %v, want the plugin's error", err)
+	}
+}
+
+// One option may build several consumers: each gets a plugin of its own.
+func TestOneOptionAttachesAPluginPerConsumer(t *testing.T) {
+	var made []*recordingPlugin
+	opt := WithPlugin(func(c *Consumer) (Plugin, error) {
+		p := &recordingPlugin{}
+		made = append(made, p)
+		return p, nil
+	})
+	for range 2 {
+		c, err := New("g", WithNameServer("127.0.0.1:1"), opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Stop(context.Background()) })
+		if ps := c.Plugins(); len(ps) != 1 || ps[0] != Plugin(made[len(made)-1]) {
+			t.Fatalf("Plugins() = %v, want the consumer's own", ps)
+		}
+	}
+	if len(made) != 2 || made[0] == made[1] {
+		t.Fatalf("made %d plugins, want one per consumer", len(made))
 	}
 }

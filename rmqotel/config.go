@@ -28,6 +28,7 @@ type config struct {
 	model     ConsumptionModel
 	namespace string
 	lag       LagFunc
+	lagSet    bool // WithLagFunc given (nil: no lag)
 	gauges    []Gauge
 	// waits reads a message's waits; tests replace it because messages
 	// built by consumer.NewTestMessage never waited.
@@ -200,9 +201,9 @@ type LagFunc func(ctx context.Context) (map[string]int64, error)
 // is called once per metric collection, with the collection's context; it
 // should return quickly (it usually asks the brokers). An error is passed to
 // the OpenTelemetry error handler and that collection has no lag. The
-// default, nil, reports no lag; (*consumer.Consumer).Lag fits. Read by
-// ObserveConsumer.
-func WithLagFunc(f LagFunc) Option { return func(c *config) { c.lag = f } }
+// default is the consumer's own Lag; nil reports no lag. Read by
+// ObserveConsumer and Instrument.
+func WithLagFunc(f LagFunc) Option { return func(c *config) { c.lag, c.lagSet = f, true } }
 
 // WithGauges makes ObserveConsumer register more observable gauges, read at
 // each collection like its own. It is the extension point for consumer

@@ -93,3 +93,21 @@ func ExampleWithLagFunc() {
 	}
 	defer stop()
 }
+
+// Instrument is the one option that traces and measures a consumer: the
+// middleware on every subscription, the gauges from Start to Stop, and the
+// namespace, consumption model and lag read from the consumer itself.
+func ExampleInstrument() {
+	c, err := consumer.New("orders",
+		consumer.WithNameServer("127.0.0.1:9876"),
+		consumer.WithNamespace("prod"), // spans get messaging.rocketmq.namespace=prod
+		rmqotel.Instrument(rmqotel.WithParentFromMessage()),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	_ = c.Subscribe("orders", consumer.All, func(ctx context.Context, m *consumer.Message) error {
+		return nil // ctx carries the process span
+	})
+	// c.Start(ctx) registers the gauges; c.Stop(ctx) removes them.
+}

@@ -37,7 +37,8 @@ type Observation struct {
 //   - rmqkit.pool.waiting ({message}): messages held, not started (SubscriptionStats.Queued)
 //   - rmqkit.consumer.dead_lettered ({message}, counter): messages sent to
 //     the dead-letter queue since the consumer was created
-//   - rmqkit.consumer.lag ({message}): with WithLagFunc, the group's lag
+//   - rmqkit.consumer.lag ({message}): the group's lag by topic (c.Lag,
+//     or WithLagFunc's; WithLagFunc(nil) leaves it out)
 //   - rmqkit.pool.adaptive.estimate ({worker}, float): for subscriptions
 //     with consumer.WithAdaptivePool, the controller's estimate of the
 //     concurrency the downstream serves without queueing, with
@@ -57,6 +58,9 @@ func ObserveConsumer(c *consumer.Consumer, opts ...Option) (stop func() error, e
 		return nil, ErrNilConsumer
 	}
 	cfg := newConfig(opts)
+	if !cfg.lagSet {
+		cfg.lag = c.Lag
+	}
 	m := cfg.meter()
 	o := &observer{c: c, lag: cfg.lag}
 	var errs []error

@@ -61,7 +61,7 @@ func idleConsumer(t *testing.T) *consumer.Consumer {
 func TestObserveConsumerReportsPoolsPerSubscription(t *testing.T) {
 	tel := newTelemetry(t)
 	c := idleConsumer(t)
-	stop, err := rmqotel.ObserveConsumer(c, rmqotel.WithMeterProvider(tel.mp))
+	stop, err := rmqotel.ObserveConsumer(c, rmqotel.WithMeterProvider(tel.mp), rmqotel.WithLagFunc(nil)) // no broker here
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func TestObserveConsumerReportsTheAdaptiveEstimateAndReason(t *testing.T) {
 	if err := c.Subscribe("adaptive", consumer.All, ok, consumer.WithAdaptivePool(consumer.Adaptive{})); err != nil {
 		t.Fatal(err)
 	}
-	stop, err := rmqotel.ObserveConsumer(c, rmqotel.WithMeterProvider(tel.mp))
+	stop, err := rmqotel.ObserveConsumer(c, rmqotel.WithMeterProvider(tel.mp), rmqotel.WithLagFunc(nil)) // no broker here
 	if err != nil {
 		t.Fatal(err)
 	}

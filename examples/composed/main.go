@@ -70,7 +70,6 @@ func run(ctx context.Context, cluster *exampleutil.Cluster, path, identity strin
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	defer mp.Shutdown(context.Background())
-	otel := []rmqotel.Option{rmqotel.WithTracerProvider(tp), rmqotel.WithMeterProvider(mp), rmqotel.WithConsumptionModel(rmqotel.Broadcasting)}
 
 	// The file gives the pool, rate and group rate, and follows its changes
 	// live; code gives the connection, the mode and the middleware.
@@ -82,7 +81,9 @@ func run(ctx context.Context, cluster *exampleutil.Cluster, path, identity strin
 	c, err := consumer.New("rmqkit_example_composed",
 		consumer.WithNameServer(cluster.NameServer),
 		consumer.WithLogger(logger),
-		consumer.WithMiddleware(rmqotel.Middleware(otel...)),
+		// Spans and metrics; rmqotel reads the namespace, the broadcasting
+		// model and the lag from the consumer itself.
+		rmqotel.Instrument(rmqotel.WithTracerProvider(tp), rmqotel.WithMeterProvider(mp)),
 		broadcast.Mode(bopts...),
 		config.File(path, config.WithLogger(logger),
 			config.WithOnApply(func(changes []config.Change) {
@@ -108,11 +109,6 @@ func run(ctx context.Context, cluster *exampleutil.Cluster, path, identity strin
 		return err
 	}
 
-	stopObserving, err := rmqotel.ObserveConsumer(c, append(otel, rmqotel.WithLagFunc(c.Lag))...)
-	if err != nil {
-		return err
-	}
-	defer stopObserving()
 
 	if err := c.Start(ctx); err != nil {
 		return err // broadcast.ErrIdentityInUse: another process runs with this identity
