@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rmqkit/rmqkit/consumer"
+	"github.com/rmqkit/rmqkit/throttle"
 	"github.com/rmqkit/rmqkit/internal/admin"
 )
 
@@ -91,6 +92,29 @@ func TestModeValidatesItsArguments(t *testing.T) {
 	defer c.Stop(context.Background())
 	if _, err := consumer.New("orders", consumer.WithNameServer("x:1"), m); !errors.Is(err, ErrInvalidOption) {
 		t.Errorf("a Mode value given to a second consumer: err = %v, want ErrInvalidOption", err)
+	}
+}
+
+// A group quota is shared by a group's instances; each broadcast instance
+// is a group of its own, so the consumer refuses one, in New and live, and
+// a group rate still caps the instance.
+func TestAGroupQuotaHasNoMeaningInBroadcast(t *testing.T) {
+	adm := newFakeAdmin()
+	quota := throttle.Limit{Rate: 100}
+	_, err := consumer.New("orders", consumer.WithNameServer("x:1"), consumer.WithGroupQuota(quota), Mode(WithIdentity("a"), withFakeAdmin(adm)))
+	if !errors.Is(err, consumer.ErrNotInMode) || !strings.Contains(err.Error(), "WithGroupQuota") {
+		t.Fatalf("New with a group quota = %v, want ErrNotInMode naming WithGroupQuota", err)
+	}
+	c, err := consumer.New("orders", consumer.WithNameServer("x:1"), Mode(WithIdentity("b"), withFakeAdmin(adm)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop(context.Background())
+	if err := c.SetGroupQuota(quota); !errors.Is(err, consumer.ErrNotInMode) {
+		t.Fatalf("SetGroupQuota = %v, want ErrNotInMode", err)
+	}
+	if err := c.SetGroupRate(quota); err != nil || c.Settings().GroupLimit != quota || c.Settings().GroupQuota {
+		t.Fatalf("SetGroupRate = %v, settings %+v", err, c.Settings())
 	}
 }
 

@@ -28,8 +28,10 @@ import (
 // the state file if that is where it comes from; its errors wrap
 // ErrInvalidOption, naming the argument, or ErrNoIdentity. The mode sets the
 // consumer's instance name and start position (use WithStartTime). A group
-// quota (consumer.WithGroupQuota) works like a group rate here, since each
-// instance group has one client. Start does what Instance's documentation
+// quota (consumer.WithGroupQuota, SetGroupQuota, a shared groupLimit in a
+// configuration file) has no meaning here, since each instance is a group
+// of its own: the consumer refuses it with consumer.ErrNotInMode; a group
+// rate (consumer.WithGroupRate) caps the instance. Start does what Instance's documentation
 // lists before and after the client starts.
 func Mode(opts ...Option) consumer.Option {
 	return consumer.WithMode(&Instance{opts: opts})
@@ -133,7 +135,7 @@ func (i *Instance) Setup(ms *consumer.ModeSetup) error {
 		adm:      adm,
 	}
 	i.gc = newCollector(adm, &i.cfg, base, i.bgroup)
-	ms.Group, ms.Instance = group, i.instance
+	ms.Group, ms.Instance, ms.InstanceGroup = group, i.instance, true
 	// Queues without an offset after BeforeStart's initialisation are all
 	// meant for this instance (offsets.go).
 	ms.Start = consumer.StartFromEarliest

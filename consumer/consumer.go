@@ -35,7 +35,10 @@ const (
 type Consumer struct {
 	group     string
 	baseGroup string // given to New (mode.go)
-	cfg       config
+	// instanceGroup: the mode gives each instance a group of its own
+	// (ModeSetup.InstanceGroup).
+	instanceGroup bool
+	cfg           config
 
 	mu             sync.Mutex
 	state          state
@@ -121,7 +124,7 @@ func New(group string, opts ...Option) (*Consumer, error) {
 	if cfg.instance == "" {
 		cfg.instance = "rmqkit-" + group + "-" + randomSuffix()
 	}
-	base := group
+	base, instanceGroup := group, false
 	if cfg.mode != nil {
 		ms := ModeSetup{Group: group, Instance: cfg.instance, Connection: cfg.connection(), Logger: cfg.logger, Start: cfg.start}
 		if err := cfg.mode.Setup(&ms); err != nil {
@@ -131,6 +134,10 @@ func New(group string, opts ...Option) (*Consumer, error) {
 			return nil, err
 		}
 		group, cfg.instance, cfg.start = ms.Group, ms.Instance, ms.Start
+		if ms.InstanceGroup && cfg.groupQuota {
+			return nil, fmt.Errorf("%w: WithGroupQuota: each instance of this mode is a group of its own (use WithGroupRate)", ErrNotInMode)
+		}
+		instanceGroup = ms.InstanceGroup
 	}
 	var admOpts []admin.Option
 	if cr := cfg.credentials; cr != nil {
@@ -141,15 +148,16 @@ func New(group string, opts ...Option) (*Consumer, error) {
 		return nil, fmt.Errorf("%w: name server: %w", ErrInvalidOption, err)
 	}
 	c := &Consumer{
-		group:     group,
-		baseGroup: base,
-		cfg:       cfg,
-		subs:      make(map[string]*subscription),
-		routes:    make(map[string]*subscription),
-		adm:       adm,
-		backer:    adm,
-		released:  make(chan struct{}),
-		changed:   make(chan struct{}, 1),
+		group:         group,
+		baseGroup:     base,
+		instanceGroup: instanceGroup,
+		cfg:           cfg,
+		subs:          make(map[string]*subscription),
+		routes:        make(map[string]*subscription),
+		adm:           adm,
+		backer:        adm,
+		released:      make(chan struct{}),
+		changed:       make(chan struct{}, 1),
 	}
 	c.admit, c.stopAdmit = context.WithCancel(context.Background())
 	c.handlerCtx, c.stopHandler = context.WithCancel(context.Background())

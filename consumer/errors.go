@@ -13,6 +13,12 @@ var (
 	// message names both. No option silently overrides another.
 	ErrConflictingOptions = errors.New("consumer: conflicting options")
 
+	// ErrNotInMode is returned for a feature that has no meaning in the
+	// consumer's mode: a group quota (WithGroupQuota, SetGroupQuota) in a
+	// mode where each instance joins a group of its own, such as
+	// broadcast's.
+	ErrNotInMode = errors.New("consumer: not available in this mode")
+
 	// ErrStarted is returned by Subscribe and Start once Start has been
 	// called.
 	ErrStarted = errors.New("consumer: already started")

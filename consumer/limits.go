@@ -49,8 +49,12 @@ func (c *Consumer) SetGroupRate(l throttle.Limit) error {
 // SetGroupQuota replaces the consumer's group limit by a quota: total is
 // the rate of the whole group, and this instance applies its share, total
 // divided by the live instances (see WithGroupQuota). It replaces a group
-// rate set before. Errors are as for SetGroupRate.
+// rate set before. Errors are as for SetGroupRate, and ErrNotInMode in a
+// mode where each instance is a group of its own (broadcast).
 func (c *Consumer) SetGroupQuota(total throttle.Limit) error {
+	if c.instanceGroup {
+		return fmt.Errorf("%w: SetGroupQuota: each instance of this mode is a group of its own (use SetGroupRate)", ErrNotInMode)
+	}
 	if err := c.setGroup(total, true); err != nil {
 		return err
 	}

@@ -48,6 +48,10 @@ type ModeSetup struct {
 	// Start is where a group without offsets starts (WithStartPosition);
 	// Setup may replace it.
 	Start StartPosition
+	// InstanceGroup is set by a Setup whose instances each join a group of
+	// their own (broadcast): a quota shared by the group's instances has no
+	// meaning there, and the consumer refuses one (ErrNotInMode).
+	InstanceGroup bool
 }
 
 // WithMode attaches a consumption mode. A Consumer has at most one; a
