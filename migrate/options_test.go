@@ -3,9 +3,13 @@ package migrate
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	rmqconfig "github.com/rmqkit/rmqkit/config"
 	"github.com/rmqkit/rmqkit/consumer"
 )
 
@@ -79,5 +83,23 @@ func TestBrokerNamesCarryTheNamespace(t *testing.T) {
 	ns := brokerNames(Cluster{Namespace: "ns"}, "G", "T")
 	if ns != (names{group: "ns%G", topic: "ns%T", retry: "%RETRY%ns%G"}) {
 		t.Errorf("namespace ns: %+v", ns)
+	}
+}
+
+// A migration's consumers share its pool (WithPool, WithPoolSize): a
+// configuration file that sizes the topic's pool has no meaning for them
+// and is refused by name, while its other keys apply (TestOneFile... on the
+// real brokers).
+func TestAConfigurationFilePoolSizeConflictsWithTheMigrationsPool(t *testing.T) {
+	ok := Cluster{NameServers: []string{"127.0.0.1:1"}}
+	h := func(context.Context, *consumer.Message) error { return nil }
+	path := filepath.Join(t.TempDir(), "rmqkit.yaml")
+	if err := os.WriteFile(path, []byte("group: G\nsubscriptions:\n  T: {poolSize: 8}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := NewSubscription(ok, ok, "G", "T", consumer.All, h, WithLogger(quietLogger()),
+		WithConsumerOptions(rmqconfig.File(path)))
+	if !errors.Is(err, consumer.ErrConflictingOptions) || !strings.Contains(err.Error(), "WithSharedPool and WithPoolSize") {
+		t.Fatalf("NewSubscription = %v, want ErrConflictingOptions naming the pool options", err)
 	}
 }

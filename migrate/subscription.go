@@ -87,15 +87,6 @@ func NewSubscription(old, new Cluster, group, topic string, sel consumer.Selecto
 	s := newSubscription(group, topic, sel, h, clusters, cfg)
 	s.startFn = s.startConsumer
 	s.monitor = true
-	// Let the consumer package check names, selector and options now,
-	// rather than at the first phase switch.
-	for _, side := range []Side{Old, New} {
-		c, err := s.buildConsumer(side, consumer.WithLogger(slog.New(slog.DiscardHandler)))
-		if err != nil {
-			return nil, err
-		}
-		_ = c.Stop(context.Background()) // never started: only releases its state
-	}
 	if s.pool == nil {
 		p, err := pool.New("migrate-"+topic, cfg.poolSize)
 		if err != nil {
@@ -103,12 +94,24 @@ func NewSubscription(old, new Cluster, group, topic string, sel consumer.Selecto
 		}
 		s.pool, s.ownsPool = p, true
 	}
-	lag, err := newAdminLag(group, topic, clusters)
-	if err != nil {
+	fail := func(err error) (*Subscription, error) {
 		if s.ownsPool {
 			_ = s.pool.Close(context.Background())
 		}
 		return nil, err
+	}
+	// Let the consumer package check names, selector and options now,
+	// with the shared pool, rather than at the first phase switch.
+	for _, side := range []Side{Old, New} {
+		c, err := s.buildConsumer(side, consumer.WithLogger(slog.New(slog.DiscardHandler)))
+		if err != nil {
+			return fail(err)
+		}
+		_ = c.Stop(context.Background()) // never started: only releases its state
+	}
+	lag, err := newAdminLag(group, topic, clusters)
+	if err != nil {
+		return fail(err)
 	}
 	s.lag = lag
 	return s, nil
@@ -544,7 +547,7 @@ func (s *Subscription) buildConsumer(side Side, extra ...consumer.Option) (*cons
 		return nil, fmt.Errorf("%s cluster: %w", side, err)
 	}
 	sopts := append(append([]consumer.SubscribeOption(nil), s.cfg.subscribeOpts...), consumer.WithSharedPool(s.pool))
-	if s.pool == nil { // validation in NewSubscription, before the pool exists
+	if s.pool == nil { // tests on fakes build consumers without a pool
 		sopts = sopts[:len(sopts)-1]
 	}
 	if err := c.Subscribe(s.topic, s.sel, s.handler, sopts...); err != nil {

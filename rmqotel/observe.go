@@ -38,7 +38,8 @@ type Observation struct {
 //   - rmqkit.consumer.dead_lettered ({message}, counter): messages sent to
 //     the dead-letter queue since the consumer was created
 //   - rmqkit.consumer.lag ({message}): the group's lag by topic (c.Lag,
-//     or WithLagFunc's; WithLagFunc(nil) leaves it out)
+//     or WithLagFunc's; WithLagFunc(nil) leaves it out); a topic the
+//     brokers have no figures for yet (consumer.ErrNoLag) has no series
 //   - rmqkit.pool.adaptive.estimate ({worker}, float): for subscriptions
 //     with consumer.WithAdaptivePool, the controller's estimate of the
 //     concurrency the downstream serves without queueing, with
@@ -156,7 +157,10 @@ func (o *observer) observe(ctx context.Context, obs metric.Observer) error {
 	}
 	if o.lag != nil {
 		lag, err := o.lag(ctx)
-		if err != nil {
+		// A topic the brokers have no figures for yet (the group has not
+		// committed an offset on it) has no series until it does: not an
+		// error at every collection after a start.
+		if err != nil && !errors.Is(err, consumer.ErrNoLag) {
 			errs = append(errs, fmt.Errorf("rmqotel: lag of group %q: %w", o.c.Group(), err))
 		}
 		for topic, n := range lag {
