@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/rmqkit/rmqkit/consumer"
-	"github.com/rmqkit/rmqkit/throttle"
 	"github.com/rmqkit/rmqkit/internal/admin"
+	"github.com/rmqkit/rmqkit/throttle"
 )
 
 // withFakeAdmin makes New use adm instead of connecting to a broker.

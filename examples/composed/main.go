@@ -109,7 +109,6 @@ func run(ctx context.Context, cluster *exampleutil.Cluster, path, identity strin
 		return err
 	}
 
-
 	if err := c.Start(ctx); err != nil {
 		return err // broadcast.ErrIdentityInUse: another process runs with this identity
 	}
