@@ -404,7 +404,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 				now[mq] = true
 			}
 			return now
-		}, client.Rebalance)
+		}, client.Rebalance, c.allQueues)
 		c.bg.Go(func() { c.handover.run(c.renewDone) })
 	}
 	c.glim.start(c)
@@ -468,6 +468,25 @@ func (c *Consumer) countQueues(ctx context.Context) int {
 	}
 	queues += max(len(brokers), 1)
 	return min(queues, 6553500/c.cfg.queuePrefetch)
+}
+
+// allQueues returns every queue of the subscribed topics, as the client
+// names them; a topic whose route cannot be read adds none.
+func (c *Consumer) allQueues(ctx context.Context) []primitive.MessageQueue {
+	c.mu.Lock()
+	topics := c.topicsLocked()
+	c.mu.Unlock()
+	var out []primitive.MessageQueue
+	for _, t := range topics {
+		r, err := c.adm.TopicRoute(ctx, c.clientName(t))
+		if err != nil {
+			continue
+		}
+		for _, q := range r.MessageQueues() {
+			out = append(out, primitive.MessageQueue{Topic: q.Topic, BrokerName: q.BrokerName, QueueId: q.QueueID})
+		}
+	}
+	return out
 }
 
 // orderlyLocked reports whether the consumer's subscriptions are orderly.

@@ -429,6 +429,23 @@ func TestStartStopFiftyTimesUnderALiveBacklog(t *testing.T) {
 // expires (60 s). Each instance sees every key in order.
 func TestOrderlyQueuesMoveToANewInstanceWithinARebalance(t *testing.T) {
 	t.Parallel()
+	orderlyHandover(t, true)
+}
+
+// The same when the second instance starts right after the first: the
+// first gives queues up within its first second, before its hand-over had
+// read the client's queue table once (they were never unlocked, and the
+// second instance waited for the broker's 60 s lock expiry).
+func TestOrderlyQueuesMoveWhenTwoInstancesStartTogether(t *testing.T) {
+	t.Parallel()
+	orderlyHandover(t, false)
+}
+
+// orderlyHandover starts two orderly instances of one group on a live
+// stream, the second once the first consumed (waitFirst) or at once, and
+// checks that the second consumes its half of the queues within 25 s,
+// each key in order.
+func orderlyHandover(t *testing.T, waitFirst bool) {
 	cl := rmqtest.ClusterA(t)
 	topic := cl.NewTopic(t, rmqtest.Queues(8), rmqtest.Ordered())
 	group := cl.NewGroup(t)
@@ -475,7 +492,7 @@ func TestOrderlyQueuesMoveToANewInstanceWithinARebalance(t *testing.T) {
 		t.Fatal(err)
 	}
 	start(t, first)
-	if !rmqtest.WaitUntil(30*time.Second, func() bool { return stats(first, topic).Succeeded > 50 }) {
+	if waitFirst && !rmqtest.WaitUntil(30*time.Second, func() bool { return stats(first, topic).Succeeded > 50 }) {
 		t.Fatal("first instance consumed nothing")
 	}
 	second := newConsumer(t, cl, group, consumer.WithInstanceName(rmqtest.Name(t, "i2")))

@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -30,19 +31,35 @@ type handover struct {
 
 	mu      sync.Mutex
 	running map[primitive.MessageQueue]int // orderly callbacks in rmqkit, per queue
+	// seen are the queues with a callback since the last check: owned,
+	// even if the check missed them in the client's table.
+	seen map[primitive.MessageQueue]bool
 
 	owned    map[primitive.MessageQueue]bool
 	pending  map[primitive.MessageQueue]bool // given up, not unlocked yet
 	clientID string
+
+	// In the first startFor, instances starting together rebalance the
+	// queues between them faster than the client's table can be read:
+	// the first takes every queue, locks it and gives half of it up
+	// within a few milliseconds. So every queue of the subscribed topics
+	// (all) that the client has not held for two checks in a row (absent)
+	// is unlocked then; the broker ignores an unlock of a queue another
+	// client locked, or none did.
+	all    func(ctx context.Context) []primitive.MessageQueue
+	absent map[primitive.MessageQueue]bool
 }
 
-func newHandover(c *Consumer, queues func() map[primitive.MessageQueue]bool, rebalance func()) *handover {
+func newHandover(c *Consumer, queues func() map[primitive.MessageQueue]bool, rebalance func(), all func(ctx context.Context) []primitive.MessageQueue) *handover {
 	return &handover{
 		c:         c,
 		queues:    queues,
+		all:       all,
+		absent:    make(map[primitive.MessageQueue]bool),
 		rebalance: rebalance,
 		every:     time.Second,
 		running:   make(map[primitive.MessageQueue]int),
+		seen:      make(map[primitive.MessageQueue]bool),
 		pending:   make(map[primitive.MessageQueue]bool),
 	}
 }
@@ -54,6 +71,7 @@ func (h *handover) enter(mq *primitive.MessageQueue) {
 	}
 	h.mu.Lock()
 	h.running[*mq]++
+	h.seen[*mq] = true
 	h.mu.Unlock()
 }
 
@@ -68,35 +86,81 @@ func (h *handover) leave(mq *primitive.MessageQueue) {
 	h.mu.Unlock()
 }
 
-// run checks every h.every until done is closed.
+// run checks at once, then every startEvery for the first startFor (when
+// instances starting together rebalance the queues between them within
+// their first second), then every h.every, until done is closed. The
+// client is nudged to rebalance 3, 6 and 10 s after the start.
 func (h *handover) run(done <-chan struct{}) {
-	t := time.NewTicker(h.every)
+	begin := time.Now()
+	var candidates []primitive.MessageQueue
+	if h.all != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		candidates = h.all(ctx)
+		cancel()
+	}
+	h.check(candidates)
+	nudges := []time.Duration{3 * time.Second, 6 * time.Second, 10 * time.Second}
+	t := time.NewTimer(startEvery)
 	defer t.Stop()
-	for tick := 1; ; tick++ {
+	for {
 		select {
 		case <-done:
 			return
 		case <-t.C:
-			h.check()
-			if tick == 3 || tick == 6 || tick == 10 {
+			since := time.Since(begin)
+			if since >= startFor {
+				candidates = nil
+			}
+			h.check(candidates)
+			if len(nudges) > 0 && since >= nudges[0] {
+				nudges = nudges[1:]
 				h.rebalance()
 			}
+			next := h.every
+			if since < startFor {
+				next = startEvery
+			}
+			t.Reset(next)
 		}
 	}
 }
 
-// check notes the queues given up since the last check and unlocks those
-// whose callback has returned.
-func (h *handover) check() {
+// The hand-over's checks in its first seconds.
+const (
+	startEvery = 100 * time.Millisecond
+	startFor   = 5 * time.Second
+)
+
+// check notes the queues given up since the last check, and the
+// candidates not held for two checks in a row, and unlocks those whose
+// callback has returned.
+func (h *handover) check(candidates []primitive.MessageQueue) {
 	now := h.queues()
 	for mq := range h.owned {
 		if !now[mq] {
 			h.pending[mq] = true
 		}
 	}
+	for _, mq := range candidates {
+		switch {
+		case now[mq]:
+			delete(h.absent, mq)
+		case h.absent[mq]:
+			h.pending[mq] = true
+			delete(h.absent, mq)
+		default:
+			h.absent[mq] = true
+		}
+	}
 	h.owned = now
 	var ready []admin.MessageQueue
 	h.mu.Lock()
+	for mq := range h.seen {
+		if !now[mq] {
+			h.pending[mq] = true
+		}
+	}
+	clear(h.seen)
 	for mq := range h.pending {
 		switch {
 		case now[mq]: // taken back before it was unlocked
@@ -106,6 +170,14 @@ func (h *handover) check() {
 		}
 	}
 	h.mu.Unlock()
+	if len(ready) == 0 {
+		return
+	}
+	// Taken (back) since the table was read: keep those locks.
+	again := h.queues()
+	ready = slices.DeleteFunc(ready, func(q admin.MessageQueue) bool {
+		return again[primitive.MessageQueue{Topic: q.Topic, BrokerName: q.BrokerName, QueueId: q.QueueID}]
+	})
 	if len(ready) == 0 {
 		return
 	}
