@@ -412,12 +412,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 	c.cfg.logger.Info("rmqkit consumer started", "group", c.group, "subscriptions", c.topicsLocked(), "instance", c.cfg.instance)
 	if m := c.cfg.mode; m != nil {
 		if err := m.AfterStart(ctx, ModeStart{Topics: c.topicsLocked()}); err != nil {
-			c.mu.Unlock()
-			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			_ = c.Stop(sctx)
-			cancel()
-			c.mu.Lock()
-			return err
+			return c.stopAfterFailedStart(err)
 		}
 	}
 	// Plugins start without c.mu: they use the consumer (Settings, the
@@ -434,16 +429,23 @@ func (c *Consumer) Start(ctx context.Context) error {
 			return ErrStopped
 		}
 		if err != nil {
-			c.mu.Unlock()
-			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			_ = c.Stop(sctx)
-			cancel()
-			c.mu.Lock()
-			return err
+			return c.stopAfterFailedStart(err)
 		}
 		c.pluginsStarted++
 	}
 	return nil
+}
+
+// stopAfterFailedStart stops a consumer whose client started but whose
+// mode or plugin failed after it, and returns err. It requires c.mu, which
+// it releases while Stop runs.
+func (c *Consumer) stopAfterFailedStart(err error) error {
+	c.mu.Unlock()
+	defer c.mu.Lock()
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = c.Stop(sctx)
+	return err
 }
 
 // countQueues counts the queues the consumer may hold: every queue of

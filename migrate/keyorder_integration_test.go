@@ -76,11 +76,7 @@ func TestProducerKeepsEachKeyOnOneQueueInOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = sub.Stop(sctx)
-	})
+	stopAtCleanup(t, sub)
 	if err := sub.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -150,6 +150,15 @@ func writeControl(t *testing.T, path, content string) {
 	}
 }
 
+// stopAtCleanup stops sub when the test ends.
+func stopAtCleanup(t *testing.T, sub *migrate.Subscription) {
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = sub.Stop(sctx)
+	})
+}
+
 func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) time.Duration {
 	t.Helper()
 	began := time.Now()
@@ -229,11 +238,7 @@ func TestMigrationUnderLoadLosesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = sub.Stop(sctx)
-	})
+	stopAtCleanup(t, sub)
 	prod := tc.producer(t)
 
 	control := filepath.Join(t.TempDir(), "migrate.yaml")

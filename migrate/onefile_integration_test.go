@@ -44,11 +44,7 @@ func TestOneFileDrivesTheConsumersAndTheMigration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = sub.Stop(sctx)
-	})
+	stopAtCleanup(t, sub)
 	w, err := migrate.Watch(ctx, path, sub, nil, migrate.WithDebounce(20*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
