@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"sync"
@@ -66,7 +67,7 @@ func New(name string, size int, opts ...Option) (*Pool, error) {
 	p := &Pool{name: name, workers: w, size: size}
 	p.waiters.New = func() any { return make(chan struct{}, 1) }
 	p.jobs.New = func() any {
-		j := &job{done: make(chan error, 1)}
+		j := &job{pool: p, done: make(chan error, 1)}
 		j.runFn = j.run // bound once so Submit does not allocate per call
 		return j
 	}
@@ -123,8 +124,9 @@ func (p *Pool) DoGated(ctx context.Context, gate func(context.Context) error, ta
 
 // Started is a task that Start started; its result comes from Wait.
 type Started struct {
-	j  *job
-	at time.Time
+	j   *job
+	at  time.Time
+	err error // a task of Lanes that never ran: why (j is nil)
 }
 
 // Start is the first half of DoGated: it reserves a worker (waiting for
@@ -185,6 +187,9 @@ func (p *Pool) start(ctx context.Context, gate func(context.Context) error, task
 // returns.
 func (s Started) Wait(hold time.Duration, quit <-chan struct{}) error {
 	j := s.j
+	if j == nil {
+		return s.err
+	}
 	p := j.pool
 	var err error
 	select {
@@ -256,6 +261,20 @@ func isPanic(err error) bool {
 
 // acquire takes a slot, waiting in FIFO order while the pool is full.
 func (p *Pool) acquire(ctx context.Context) error {
+	return p.acquireFor(ctx, nil)
+}
+
+// errNotNeeded is acquireFor's answer when l needed no slot any more.
+var errNotNeeded = errors.New("pool: slot not needed")
+
+// acquireFor is acquire for the caller of l when l is not nil: while it
+// waits, l's lanes may continue on their slots (it is l.waiter), and it
+// gives up with errNotNeeded once every task of l is claimed.
+func (p *Pool) acquireFor(ctx context.Context, l *Lanes) error {
+	var gone <-chan struct{}
+	if l != nil {
+		gone = l.all
+	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -268,41 +287,62 @@ func (p *Pool) acquire(ctx context.Context) error {
 	}
 	ready := p.waiters.Get().(chan struct{})
 	p.queue = append(p.queue, ready)
+	if l != nil {
+		l.waiter = ready
+	}
 	p.mu.Unlock()
 	p.waiting.Add(1)
 	defer p.waiting.Add(-1)
 
+	var err error
 	select {
 	case <-ready:
+		p.mu.Lock()
+		closed := p.closed
+		if l != nil {
+			l.waiter = nil
+		}
+		p.mu.Unlock()
 		p.waiters.Put(ready)
-		if p.isClosed() {
+		if closed {
 			p.release()
 			return ErrClosed
 		}
 		return nil
 	case <-ctx.Done():
-		p.mu.Lock()
-		for i, q := range p.queue {
-			if q == ready {
-				p.queue = append(p.queue[:i], p.queue[i+1:]...)
-				p.mu.Unlock()
-				p.waiters.Put(ready)
-				return ctx.Err()
-			}
-		}
-		p.mu.Unlock()
-		// Woken and cancelled at once: the slot is ours, give it back.
-		<-ready
-		p.waiters.Put(ready)
-		p.release()
-		return ctx.Err()
+		err = ctx.Err()
+	case <-gone:
+		err = errNotNeeded
 	}
+	p.mu.Lock()
+	if l != nil {
+		l.waiter = nil
+	}
+	for i, q := range p.queue {
+		if q == ready {
+			p.queue = append(p.queue[:i], p.queue[i+1:]...)
+			p.mu.Unlock()
+			p.waiters.Put(ready)
+			return err
+		}
+	}
+	p.mu.Unlock()
+	// Woken and cancelled at once: the slot is ours, give it back.
+	<-ready
+	p.waiters.Put(ready)
+	p.release()
+	return err
 }
 
-func (p *Pool) isClosed() bool {
+// tryAcquire takes a slot if one is free and no one waits for it.
+func (p *Pool) tryAcquire() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.closed
+	if p.closed || p.running >= p.size || len(p.queue) > 0 {
+		return false
+	}
+	p.running++
+	return true
 }
 
 func (p *Pool) release() {
@@ -395,6 +435,7 @@ type job struct {
 	task   Task
 	runner Runner // instead of task (StartRunner)
 	pool   *Pool
+	lanes  *Lanes // a job of Lanes: its worker goes on to the next task
 	done   chan error
 	runFn  func()
 	state  atomic.Int32
@@ -410,6 +451,11 @@ const (
 )
 
 func (j *job) run() {
+	if l := j.lanes; l != nil {
+		j.lanes = nil
+		l.work(j)
+		return
+	}
 	ctx, task, r, p := j.ctx, j.task, j.runner, j.pool
 	j.ctx, j.task, j.runner = nil, nil, nil
 	if r != nil {
@@ -420,6 +466,13 @@ func (j *job) run() {
 	// collects the result: a caller that starts several tasks (Start) may
 	// be waiting for a slot before it waits for any result.
 	p.release()
+	j.finish(err)
+}
+
+// finish counts a returned task and hands its result to the caller, or
+// recycles the job if the caller gave up on it.
+func (j *job) finish(err error) {
+	p := j.pool
 	p.count(err)
 	if j.state.CompareAndSwap(jobRunning, jobReturned) {
 		j.done <- err
