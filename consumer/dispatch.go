@@ -338,20 +338,37 @@ func (d *delivery) do(n int) (o outcome, failedIdx []int) {
 // start reserves a worker (waiting until ctx ends), passes the rate limits
 // and starts the handler without waiting for it.
 func (d *delivery) start(ctx context.Context) (err error) {
-	s, c := d.s, d.c
+	s := d.s
 	// Rate limits, narrowest first (limits.go), are the pool's gate: they
 	// are passed once a worker is reserved, right before the handler
 	// starts, so that they bound handler starts and a changed limit is in
 	// force at once, whatever already waits for a worker. A message held
 	// there is neither failed nor retried; one still held when Stop begins
 	// is abandoned like one that never got a worker.
-	d.gated = s.limiter.Limited() || c.glim.lim.Limited() || c.cfg.process.Limited()
-	if !d.gated {
-		now := time.Now()
-		d.setTimes(now, now, time.Time{})
-	}
+	d.prepare()
 	d.st, err = s.pool.StartRunner(ctx, d)
 	return err
+}
+
+// prepare notes whether a rate limit applies, before d asks for a worker.
+func (d *delivery) prepare() {
+	s, c := d.s, d.c
+	d.gated = s.limiter.Limited() || c.glim.lim.Limited() || c.cfg.process.Limited()
+	if !d.gated {
+		// No time spent at the limits (Message.Waits): zero times
+		// cost no clock reading.
+		d.clearGateTimes()
+	}
+}
+
+func (d *delivery) clearGateTimes() {
+	if d.msgs != nil {
+		for _, m := range d.msgs {
+			m.gated, m.admitted = time.Time{}, time.Time{}
+		}
+		return
+	}
+	d.msg.gated, d.msg.admitted = time.Time{}, time.Time{}
 }
 
 // Gate is the pool's gate (pool.Runner): the rate limits when one is set.
@@ -425,11 +442,12 @@ func (d *delivery) run(context.Context) error {
 	c.active.Add(1)
 	defer c.handlerReturned()
 	d.ran = true
-	d.setTimes(time.Time{}, time.Time{}, time.Now())
+	now := time.Now()
+	d.setTimes(time.Time{}, time.Time{}, now)
 	if c.admit.Err() != nil && !d.late {
 		return errAbandon
 	}
-	d.hctx.init(c.handlerCtx, c.cfg.handlerTimeout)
+	d.hctx.initAt(c.handlerCtx, now.Add(c.cfg.handlerTimeout))
 	defer d.hctx.release()
 	ctx := context.Context(&d.hctx)
 	var err error
