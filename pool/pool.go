@@ -191,15 +191,15 @@ func (s Started) Wait(hold time.Duration, quit <-chan struct{}) error {
 		return s.err
 	}
 	p := j.pool
-	var err error
-	select {
-	case err = <-j.done:
-		// Already returned: no timer to arm. A caller that started a
-		// batch finds most of its tasks here.
+	if j.state.Load() == jobReturned || !j.state.CompareAndSwap(jobRunning, jobWaiting) {
+		// Already returned: no channel to wait on, no timer to arm. A
+		// caller that started a batch finds most of its tasks here.
+		err := j.err
+		j.err = nil
 		p.jobs.Put(j)
 		return err
-	default:
 	}
+	var err error
 	if hold <= 0 && quit == nil {
 		err = <-j.done
 	} else {
@@ -233,6 +233,7 @@ func (s Started) Wait(hold time.Duration, quit <-chan struct{}) error {
 			err = <-j.done
 		}
 	}
+	j.err = nil
 	p.jobs.Put(j)
 	return err
 }
@@ -436,16 +437,20 @@ type job struct {
 	runner Runner // instead of task (StartRunner)
 	pool   *Pool
 	lanes  *Lanes // a job of Lanes: its worker goes on to the next task
-	done   chan error
+	done   chan error // the result, sent only to a caller waiting for it (jobWaiting)
+	err    error      // the result, for a caller that did not wait (jobReturned)
 	runFn  func()
 	state  atomic.Int32
 	timer  *time.Timer // DoWithin's hold, reused (Go 1.23 timers: no stale fires after Stop/Reset)
 }
 
 // Job states: the caller and the worker race to finish; the first to move
-// the state decides who returns the slot.
+// the state decides who recycles the job. A caller that finds its task
+// returned reads its result from err; one that waits for it (jobWaiting)
+// gets it from done, a channel operation only then.
 const (
 	jobRunning int32 = iota
+	jobWaiting
 	jobReturned
 	jobAbandoned
 )
@@ -474,19 +479,25 @@ func (j *job) run() {
 func (j *job) finish(err error) {
 	p := j.pool
 	p.count(err)
+	j.err = err
 	if j.state.CompareAndSwap(jobRunning, jobReturned) {
+		return
+	}
+	if j.state.CompareAndSwap(jobWaiting, jobReturned) {
+		j.err = nil
 		j.done <- err
 		return
 	}
 	// The caller gave up on this task: the worker recycles the job.
+	j.err = nil
 	p.overran.Add(-1)
 	p.jobs.Put(j)
 }
 
-// abandon marks the job as no longer awaited; false means the task has
-// already returned and its result is in done.
+// abandon marks the job as no longer awaited by its waiting caller; false
+// means the task has already returned and its result is in done.
 func (j *job) abandon() bool {
-	if !j.state.CompareAndSwap(jobRunning, jobAbandoned) {
+	if !j.state.CompareAndSwap(jobWaiting, jobAbandoned) {
 		return false
 	}
 	j.pool.overran.Add(1)
