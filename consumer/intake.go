@@ -217,6 +217,7 @@ type fan struct {
 func (f *fan) Task(i int, byLane bool) (pool.Runner, *pool.Started) {
 	d := &f.ds[i]
 	d.late = byLane || f.began
+	d.byLane = byLane
 	d.prepare()
 	f.s.queued.Add(-int64(d.count()))
 	return d, &d.st

@@ -181,6 +181,11 @@ func (p *Pool) start(ctx context.Context, gate func(context.Context) error, task
 	return Started{j: j, at: at}, nil
 }
 
+// At returns when the task was started: right after its gate, as its
+// worker was about to run it. A task of Lanes that a lane took itself can
+// read it from Run, and need not read the clock again.
+func (s *Started) At() time.Time { return s.at }
+
 // Wait is the second half of DoGated: it returns the task's error, or
 // ErrOverran once hold has passed since the task started (0: no bound) or
 // quit is closed (nil: never); the task then keeps its worker until it
@@ -436,7 +441,7 @@ type job struct {
 	task   Task
 	runner Runner // instead of task (StartRunner)
 	pool   *Pool
-	lanes  *Lanes // a job of Lanes: its worker goes on to the next task
+	lanes  *Lanes     // a job of Lanes: its worker goes on to the next task
 	done   chan error // the result, sent only to a caller waiting for it (jobWaiting)
 	err    error      // the result, for a caller that did not wait (jobReturned)
 	runFn  func()
