@@ -285,6 +285,9 @@ func (l *Lanes) ask() {
 // slot: the pool is open, runs no more than its size, and no one but the
 // lane's own caller waits for a slot. Otherwise it gives the slot up.
 func (p *Pool) keep(l *Lanes) bool {
+	if !p.busy.Load() {
+		return true // the common case, without the lock
+	}
 	p.mu.Lock()
 	ok := !p.closed && p.running <= p.size && (len(p.queue) == 0 || len(p.queue) == 1 && p.queue[0] == l.waiter)
 	if !ok {

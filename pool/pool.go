@@ -36,6 +36,7 @@ type Pool struct {
 	waiters sync.Pool       // of chan struct{} with room for one: reused
 	closed  bool
 
+	busy      atomic.Bool // see noteLocked
 	waiting   atomic.Int64
 	overran   atomic.Int64 // tasks still running that their caller stopped waiting for
 	gated     atomic.Int64 // callers holding a worker while they wait at their gate
@@ -293,6 +294,7 @@ func (p *Pool) acquireFor(ctx context.Context, l *Lanes) error {
 	}
 	ready := p.waiters.Get().(chan struct{})
 	p.queue = append(p.queue, ready)
+	p.noteLocked()
 	if l != nil {
 		l.waiter = ready
 	}
@@ -327,6 +329,7 @@ func (p *Pool) acquireFor(ctx context.Context, l *Lanes) error {
 	for i, q := range p.queue {
 		if q == ready {
 			p.queue = append(p.queue[:i], p.queue[i+1:]...)
+			p.noteLocked()
 			p.mu.Unlock()
 			p.waiters.Put(ready)
 			return err
@@ -366,6 +369,15 @@ func (p *Pool) wakeLocked() {
 		p.queue = p.queue[1:]
 		p.running++
 	}
+	p.noteLocked()
+}
+
+// noteLocked records whether a lane must look at the pool under its lock
+// before it takes another task (Lanes: keep): the pool is closed, runs
+// more than its size, or someone waits. It requires p.mu and follows
+// every change of those.
+func (p *Pool) noteLocked() {
+	p.busy.Store(p.closed || p.running > p.size || len(p.queue) > 0)
 }
 
 // Resize sets the number of tasks that may run at once to n, in [1, MaxSize].
