@@ -119,6 +119,9 @@ func TestNamespacedSubscriptionHandlesRetriesAndReportsLag(t *testing.T) {
 	if r.Duplicates != 0 {
 		t.Fatalf("%d duplicates, want 0", r.Duplicates)
 	}
+	// The counters move once each message is settled, just after its
+	// handler returned: wait for them, then check they stop there.
+	rmqtest.WaitUntil(10*time.Second, func() bool { s := stats(c, topic); return s.Succeeded >= 40 && s.Pool.Running == 0 })
 	if s := stats(c, topic); s.Received != 44 || s.Succeeded != 40 || s.Failed != 4 {
 		t.Fatalf("stats = %+v; want 44 received (40 + 4 retries), 40 succeeded, 4 failed", s)
 	}
