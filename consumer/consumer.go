@@ -238,9 +238,8 @@ func (c *Consumer) subscribe(topic string, sel Selector, h Handler, bh BatchHand
 		return err
 	}
 	// A key-ordered subscription is consumed in the client's orderly mode
-	// (keyed.go) and retries in place like one.
+	// (keyed.go) and retries in place like one (after sc.suspend).
 	sc.orderly = sc.orderly || sc.keyed.on
-	sc.keyed.retryDelay = sc.suspend
 	maxRetries := c.cfg.maxRetries
 	if sc.maxRetries != nil {
 		maxRetries = *sc.maxRetries
@@ -286,7 +285,7 @@ func (c *Consumer) subscribe(topic string, sel Selector, h Handler, bh BatchHand
 		maxRetries: maxRetries,
 		limiter:    limiter,
 		intake:     make(chan struct{}, 1),
-		keyed:      newKeyed(sc.keyed),
+		keyed:      newKeyed(sc.keyed, sc.suspend),
 	}
 	if sc.batch != nil {
 		s.batchSize = sc.batchSize

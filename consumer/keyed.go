@@ -57,9 +57,8 @@ func ShardingKey(m *Message) string {
 
 // keyOrder is what WithKeyOrdered and WithKey set.
 type keyOrder struct {
-	on         bool
-	key        KeyFunc
-	retryDelay time.Duration
+	on  bool
+	key KeyFunc
 }
 
 // WithKeyOrdered makes the subscription key-ordered: messages with the same
@@ -137,16 +136,13 @@ type keyed struct {
 }
 
 // newKeyed returns the state of a key-ordered subscription, nil if k is off.
-func newKeyed(k keyOrder) *keyed {
+func newKeyed(k keyOrder, retryDelay time.Duration) *keyed {
 	if !k.on {
 		return nil
 	}
-	kd := &keyed{key: k.key, retryDelay: k.retryDelay, lanes: newKeyLanes()}
+	kd := &keyed{key: k.key, retryDelay: retryDelay, lanes: newKeyLanes()}
 	if kd.key == nil {
 		kd.key = ShardingKey
-	}
-	if kd.retryDelay == 0 {
-		kd.retryDelay = time.Second
 	}
 	return kd
 }

@@ -547,9 +547,6 @@ func (s *Subscription) buildConsumer(side Side, extra ...consumer.Option) (*cons
 		return nil, fmt.Errorf("%s cluster: %w", side, err)
 	}
 	sopts := append(append([]consumer.SubscribeOption(nil), s.cfg.subscribeOpts...), consumer.WithSharedPool(s.pool))
-	if s.pool == nil { // tests on fakes build consumers without a pool
-		sopts = sopts[:len(sopts)-1]
-	}
 	if err := c.Subscribe(s.topic, s.sel, s.handler, sopts...); err != nil {
 		_ = c.Stop(context.Background())
 		return nil, fmt.Errorf("%s cluster: %w", side, err)
