@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	rmq "github.com/apache/rocketmq-client-go/v2/consumer"
@@ -311,15 +312,20 @@ func (c *Consumer) sendBackOf(m *primitive.MessageExt) admin.SendBack {
 // delivery carries one hand-over to a pool worker; a single allocation
 // holds the message and the bound task.
 type delivery struct {
-	c     *Consumer
-	s     *subscription
-	msg   Message
-	msgs  []*Message
-	st    pool.Started
-	late  bool // started after Stop began, to finish a callback (intake.go)
-	ran   bool
-	gated bool  // a rate limit is set: Gate passes it
-	err   error // of start, then of wait (intake.go)
+	c    *Consumer
+	s    *subscription
+	msg  Message
+	msgs []*Message
+	st   pool.Started
+	late bool // started after Stop began, to finish a callback (intake.go)
+	// decided is the decision of d's callback (mayRun): a concurrent
+	// callback's is its first delivery's decision field, a key-ordered
+	// one's its keyedCallback's.
+	decided  *atomic.Int32
+	decision atomic.Int32
+	ran      bool
+	gated    bool  // a rate limit is set: Gate passes it
+	err      error // of start, then of wait (intake.go)
 
 	deferredOut bool // handed back untried (retrydefer.go)
 	hctx        handlerContext
@@ -417,6 +423,39 @@ const holdGrace = time.Second
 
 var errAbandon = errors.New("consumer stopping")
 
+// Decisions of a callback's lead delivery.
+const (
+	undecided int32 = iota
+	runAll
+	abandonAll
+)
+
+// mayRun reports whether d's handler may start now that d has a worker.
+// A callback is handled whole or abandoned whole: the client acknowledges
+// or redelivers it as a whole, so a message abandoned beside handled ones
+// would bring them again. The first of its deliveries to reach a worker
+// decides for all, from whether Stop has begun; the others follow, even
+// after Stop began (their starts are late, bounded by the hard stop). A
+// delivery outside a callback (orderly) decides alone: late ones run.
+func (d *delivery) mayRun() bool {
+	admitted := d.c.admit.Err() == nil
+	if d.decided == nil {
+		return admitted || d.late
+	}
+	return decide(d.decided, admitted)
+}
+
+// decide takes a callback's decision if nobody has yet, runAll if admitted,
+// and reports whether the decision is runAll.
+func decide(st *atomic.Int32, admitted bool) bool {
+	want := abandonAll
+	if admitted {
+		want = runAll
+	}
+	st.CompareAndSwap(undecided, want)
+	return st.Load() == runAll
+}
+
 // run executes on a pool worker.
 func (d *delivery) run(context.Context) error {
 	c := d.c
@@ -426,7 +465,7 @@ func (d *delivery) run(context.Context) error {
 	defer c.handlerReturned()
 	d.ran = true
 	d.setTimes(time.Time{}, time.Time{}, time.Now())
-	if c.admit.Err() != nil && !d.late {
+	if !d.mayRun() {
 		return errAbandon
 	}
 	d.hctx.init(c.handlerCtx, c.cfg.handlerTimeout)

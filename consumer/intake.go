@@ -191,6 +191,7 @@ func (c *Consumer) deliveries(s *subscription, exts []*primitive.MessageExt) []d
 		for i, e := range exts {
 			d := &ds[i]
 			d.c, d.s = c, s
+			d.decided = &ds[0].decision
 			d.msg.fill(c.group, s.topic, e)
 			d.msg.received = now
 		}
@@ -207,7 +208,7 @@ func (c *Consumer) deliveries(s *subscription, exts []*primitive.MessageExt) []d
 	}
 	for i := range ds {
 		d := &ds[i]
-		d.c, d.s = c, s
+		d.c, d.s, d.decided = c, s, &ds[0].decision
 		d.msgs = ptrs[i*size : min((i+1)*size, len(exts))]
 	}
 	return ds

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -267,4 +268,67 @@ func TestMixedRetryCallbackHandlesEachSubscriptionOnItsOwn(t *testing.T) {
 		t.Fatalf("u's redelivery waited %v behind t's; want it handled at once", at.Sub(begin))
 	}
 	<-done // t's share is deferred after retryWait
+}
+
+// Stop, whenever it begins, never cuts a callback in two: the client
+// acknowledges or redelivers a callback whole, so a callback is either
+// handled whole and acknowledged, or parked with none of its messages
+// handled. (Once, a callback's first message was abandoned on its worker
+// as Stop began while workers that took the others handled them: the
+// callback came again after the restart with 31 handled messages.)
+func TestStopNeverCutsACallbackInTwo(t *testing.T) {
+	const rounds, size = 300, 32
+	concurrent := func(c *Consumer) rmq.ConsumeResult {
+		ctx, _ := concurrentCtx()
+		r, _ := c.consume(ctx, exts(ids(size)...)...)
+		return r
+	}
+	keyOrdered := func(c *Consumer) rmq.ConsumeResult {
+		msgs := make([]*primitive.MessageExt, size)
+		for i := range msgs {
+			msgs[i] = keyedExt(strconv.Itoa(i%8), int64(i), false)
+		}
+		r, _ := c.consume(orderlyCtx(), msgs...)
+		return r
+	}
+	for _, tc := range []struct {
+		name    string
+		opts    []SubscribeOption
+		consume func(*Consumer) rmq.ConsumeResult
+	}{
+		{"concurrent", nil, concurrent},
+		{"key-ordered", []SubscribeOption{WithKeyOrdered()}, keyOrdered},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for round := range rounds {
+				var handled atomic.Int32
+				c := running(t, func(context.Context, *Message) error {
+					handled.Add(1)
+					return nil
+				}, nil, append(tc.opts, WithPoolSize(4))...)
+				res := make(chan rmq.ConsumeResult, 1)
+				go func() { res <- tc.consume(c) }()
+				// Stop begins anywhere from before the first start to after
+				// the last handler: spin a varying while.
+				for i := 0; i < round*20; i++ {
+					_ = syscall.Getpid()
+				}
+				if err := c.Stop(context.Background()); err != nil {
+					t.Fatalf("round %d: Stop = %v", round, err)
+				}
+				r, n := <-res, handled.Load()
+				if !(r == rmq.ConsumeSuccess && n == size) && !(r != rmq.ConsumeSuccess && n == 0) {
+					t.Fatalf("round %d: callback = %v with %d of %d handled; want acknowledged with all handled, or not acknowledged with none", round, r, n, size)
+				}
+			}
+		})
+	}
+}
+
+func ids(n int) []string {
+	s := make([]string, n)
+	for i := range s {
+		s[i] = strconv.Itoa(i)
+	}
+	return s
 }

@@ -167,9 +167,10 @@ type keyedCallback struct {
 	// acknowledged.
 	abandoned atomic.Bool
 	lost      atomic.Bool
-	// began: one of its messages started; from then on the others start
-	// even after Stop began (keyedDo).
-	began atomic.Bool
+	// decision: whether its messages run or are abandoned, taken by the
+	// first to reach a worker or to be refused one as Stop begins (keyedDo,
+	// mayRun); once they run, the others start even after Stop began.
+	decision atomic.Int32
 }
 
 // handleKeyed runs one callback of a key-ordered subscription: every
@@ -267,12 +268,13 @@ func (c *Consumer) runKeyed(ctx context.Context, s *subscription, cb *keyedCallb
 // callback instead of cutting it in two: a callback cut in two is
 // redelivered whole, handled messages included.
 func (c *Consumer) keyedDo(cb *keyedCallback, d *delivery, queued *bool) outcome {
+	d.decided = &cb.decision
 	sctx := c.admit
-	if cb.began.Load() {
+	if cb.decision.Load() == runAll {
 		d.late, sctx = true, c.handlerCtx
 	}
 	err := d.start(sctx)
-	if err != nil && !d.late && c.admit.Err() != nil && cb.began.Load() {
+	if err != nil && !d.late && c.admit.Err() != nil && decide(&cb.decision, false) {
 		// Stop began while this one waited, and another of its callback
 		// has started meanwhile.
 		d.late = true
@@ -283,7 +285,6 @@ func (c *Consumer) keyedDo(cb *keyedCallback, d *delivery, queued *bool) outcome
 		d.s.queued.Add(-1)
 	}
 	if err == nil {
-		cb.began.Store(true)
 		err = d.wait()
 	}
 	o, _ := d.finish(1, err)
