@@ -109,7 +109,14 @@ func (l *Lanes) Claimed() { l.publish() }
 // with ctx and starts it; the lane then goes on with the next tasks. It
 // returns the task's index and the error that kept it from starting (also
 // stored in its Started), or -1 when no task was left.
-func (l *Lanes) Start(ctx context.Context) (int, error) {
+func (l *Lanes) Start(ctx context.Context) (int, error) { return l.start(ctx, false) }
+
+// start is Start; requested says the lane answers a lane's request (Serve),
+// whose count in idle the new lane takes over and drops when it starts:
+// were Serve to drop it after start returned, the new lane could finish
+// its task and leave while the count still said a lane was idle, and no
+// lane would ask for the tasks left.
+func (l *Lanes) start(ctx context.Context, requested bool) (int, error) {
 	p := l.p
 	if err := p.acquireFor(ctx, l); err != nil {
 		if err == errNotNeeded {
@@ -136,14 +143,14 @@ func (l *Lanes) Start(ctx context.Context) (int, error) {
 		return i, err
 	}
 	j := p.jobs.Get().(*job)
-	j.ctx, j.runner, j.lanes = ctx, r, l
+	j.ctx, j.runner, j.lanes, j.requested = ctx, r, l, requested
 	j.state.Store(jobRunning)
 	*st = Started{j: j, at: time.Now()}
 	l.publish()
 	if err := p.workers.Submit(j.runFn); err != nil {
 		// No task of the group can have its Started collected before
 		// Serve returns, so this one's can still be replaced.
-		j.ctx, j.runner, j.lanes = nil, nil, nil
+		j.ctx, j.runner, j.lanes, j.requested = nil, nil, nil, false
 		p.jobs.Put(j)
 		p.release()
 		err = fmt.Errorf("pool %q: %w", p.name, err)
@@ -165,12 +172,15 @@ func (l *Lanes) Serve(ctx context.Context) {
 		case <-l.help:
 		}
 		for {
-			i, err := l.Start(ctx)
-			if i < 0 || err == nil {
+			i, err := l.start(ctx, true)
+			if err == nil && i >= 0 {
+				break // the lane started takes the request's count over
+			}
+			if i < 0 {
+				l.idle.Add(-1) // no task left: the request is void
 				break
 			}
 		}
-		l.idle.Add(-1) // the request is served
 	}
 }
 
@@ -189,6 +199,11 @@ func (p *Pool) gate(ctx context.Context, r Runner) error {
 // the lane's slot free.
 func (l *Lanes) work(j *job) {
 	p := l.p
+	if j.requested {
+		// Started by Serve for a request: no longer idle.
+		j.requested = false
+		l.idle.Add(-1)
+	}
 	if j.runner == nil {
 		// A lane asked for by another: it starts idle.
 		p.jobs.Put(j)

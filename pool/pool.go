@@ -453,12 +453,14 @@ type job struct {
 	task   Task
 	runner Runner // instead of task (StartRunner)
 	pool   *Pool
-	lanes  *Lanes     // a job of Lanes: its worker goes on to the next task
-	done   chan error // the result, sent only to a caller waiting for it (jobWaiting)
-	err    error      // the result, for a caller that did not wait (jobReturned)
-	runFn  func()
-	state  atomic.Int32
-	timer  *time.Timer // DoWithin's hold, reused (Go 1.23 timers: no stale fires after Stop/Reset)
+	lanes  *Lanes // a job of Lanes: its worker goes on to the next task
+	// requested: a lane Serve started for a lane's request (Lanes.start)
+	requested bool
+	done      chan error // the result, sent only to a caller waiting for it (jobWaiting)
+	err       error      // the result, for a caller that did not wait (jobReturned)
+	runFn     func()
+	state     atomic.Int32
+	timer     *time.Timer // DoWithin's hold, reused (Go 1.23 timers: no stale fires after Stop/Reset)
 }
 
 // Job states: the caller and the worker race to finish; the first to move
