@@ -323,9 +323,12 @@ type delivery struct {
 	// one's its keyedCallback's.
 	decided  *atomic.Int32
 	decision atomic.Int32
-	ran      bool
-	gated    bool  // a rate limit is set: Gate passes it
-	err      error // of start, then of wait (intake.go)
+	// byLane: a worker took d after its previous delivery (intake.go); st
+	// is set before d runs.
+	byLane bool
+	ran    bool
+	gated  bool  // a rate limit is set: Gate passes it
+	err    error // of start, then of wait (intake.go)
 
 	deferredOut bool // handed back untried (retrydefer.go)
 	hctx        handlerContext
@@ -344,20 +347,37 @@ func (d *delivery) do(n int) (o outcome, failedIdx []int) {
 // start reserves a worker (waiting until ctx ends), passes the rate limits
 // and starts the handler without waiting for it.
 func (d *delivery) start(ctx context.Context) (err error) {
-	s, c := d.s, d.c
+	s := d.s
 	// Rate limits, narrowest first (limits.go), are the pool's gate: they
 	// are passed once a worker is reserved, right before the handler
 	// starts, so that they bound handler starts and a changed limit is in
 	// force at once, whatever already waits for a worker. A message held
 	// there is neither failed nor retried; one still held when Stop begins
 	// is abandoned like one that never got a worker.
-	d.gated = s.limiter.Limited() || c.glim.lim.Limited() || c.cfg.process.Limited()
-	if !d.gated {
-		now := time.Now()
-		d.setTimes(now, now, time.Time{})
-	}
+	d.prepare()
 	d.st, err = s.pool.StartRunner(ctx, d)
 	return err
+}
+
+// prepare notes whether a rate limit applies, before d asks for a worker.
+func (d *delivery) prepare() {
+	s, c := d.s, d.c
+	d.gated = s.limiter.Limited() || c.glim.lim.Limited() || c.cfg.process.Limited()
+	if !d.gated {
+		// No time spent at the limits (Message.Waits): zero times
+		// cost no clock reading.
+		d.clearGateTimes()
+	}
+}
+
+func (d *delivery) clearGateTimes() {
+	if d.msgs != nil {
+		for _, m := range d.msgs {
+			m.gated, m.admitted = time.Time{}, time.Time{}
+		}
+		return
+	}
+	d.msg.gated, d.msg.admitted = time.Time{}, time.Time{}
 }
 
 // Gate is the pool's gate (pool.Runner): the rate limits when one is set.
@@ -464,11 +484,17 @@ func (d *delivery) run(context.Context) error {
 	c.active.Add(1)
 	defer c.handlerReturned()
 	d.ran = true
-	d.setTimes(time.Time{}, time.Time{}, time.Now())
+	var now time.Time
+	if d.byLane {
+		now = d.st.At() // the lane read the clock as it took d
+	} else {
+		now = time.Now()
+	}
+	d.setTimes(time.Time{}, time.Time{}, now)
 	if !d.mayRun() {
 		return errAbandon
 	}
-	d.hctx.init(c.handlerCtx, c.cfg.handlerTimeout)
+	d.hctx.initAt(c.handlerCtx, now.Add(c.cfg.handlerTimeout))
 	defer d.hctx.release()
 	ctx := context.Context(&d.hctx)
 	var err error
@@ -556,9 +582,10 @@ func (d *delivery) reconsume() int {
 }
 
 // inflight is the set of messages rmqkit holds: waiting for a worker or
-// being handled. It is sharded because every callback adds and removes its
-// messages, and thousands of callbacks run at once under a backlog: one
-// mutex made them queue behind each other.
+// being handled, kept per callback (one entry for its messages). It is
+// sharded because every callback adds and removes itself, and thousands of
+// callbacks run at once under a backlog: one mutex made them queue behind
+// each other.
 type inflight struct {
 	shards [inflightShards]inflightShard
 }
@@ -567,13 +594,13 @@ const inflightShards = 32
 
 type inflightShard struct {
 	mu sync.Mutex
-	m  map[*primitive.MessageExt]struct{}
-	_  [40]byte // keep shards on separate cache lines
+	m  map[*primitive.MessageExt][]*primitive.MessageExt // a callback's first message: its messages
+	_  [40]byte                                          // keep shards on separate cache lines
 }
 
 func (f *inflight) init() {
 	for i := range f.shards {
-		f.shards[i].m = make(map[*primitive.MessageExt]struct{})
+		f.shards[i].m = make(map[*primitive.MessageExt][]*primitive.MessageExt)
 	}
 }
 
@@ -581,22 +608,26 @@ func (f *inflight) shard(m *primitive.MessageExt) *inflightShard {
 	return &f.shards[uint64(m.QueueOffset)%inflightShards]
 }
 
+// add holds a callback's messages; a message is in one callback at a
+// time, so its first message names it.
 func (f *inflight) add(msgs []*primitive.MessageExt) {
-	for _, m := range msgs {
-		sh := f.shard(m)
-		sh.mu.Lock()
-		sh.m[m] = struct{}{}
-		sh.mu.Unlock()
+	if len(msgs) == 0 {
+		return
 	}
+	sh := f.shard(msgs[0])
+	sh.mu.Lock()
+	sh.m[msgs[0]] = msgs
+	sh.mu.Unlock()
 }
 
 func (f *inflight) remove(msgs []*primitive.MessageExt) {
-	for _, m := range msgs {
-		sh := f.shard(m)
-		sh.mu.Lock()
-		delete(sh.m, m)
-		sh.mu.Unlock()
+	if len(msgs) == 0 {
+		return
 	}
+	sh := f.shard(msgs[0])
+	sh.mu.Lock()
+	delete(sh.m, msgs[0])
+	sh.mu.Unlock()
 }
 
 // each calls fn for every held message, one shard locked at a time.
@@ -604,8 +635,10 @@ func (f *inflight) each(fn func(*primitive.MessageExt)) {
 	for i := range f.shards {
 		sh := &f.shards[i]
 		sh.mu.Lock()
-		for m := range sh.m {
-			fn(m)
+		for _, msgs := range sh.m {
+			for _, m := range msgs {
+				fn(m)
+			}
 		}
 		sh.mu.Unlock()
 	}

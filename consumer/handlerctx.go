@@ -26,7 +26,13 @@ type handlerContext struct {
 }
 
 func (h *handlerContext) init(parent context.Context, timeout time.Duration) {
-	h.parent, h.deadline = parent, time.Now().Add(timeout)
+	h.initAt(parent, time.Now().Add(timeout))
+}
+
+// initAt is init with the deadline given, for a caller that has just read
+// the clock.
+func (h *handlerContext) initAt(parent context.Context, deadline time.Time) {
+	h.parent, h.deadline = parent, deadline
 }
 
 // Deadline returns the handler timeout's end.

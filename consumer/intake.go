@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/apache/rocketmq-client-go/v2/primitive"
+
+	"github.com/rmqkit/rmqkit/pool"
 )
 
 // Batch intake. A concurrent consumer takes messages from the client in
@@ -27,6 +29,19 @@ import (
 //     Stop began ("late" starts, bounded by the hard stop), so Stop waits
 //     for it instead of cutting it in two.
 // A callback that started nothing when Stop begins is parked whole.
+//
+// Lanes. The deliveries of a callback of first deliveries run on
+// pool.Lanes: the callback starts one worker, and a worker whose handler
+// returns takes the callback's next delivery itself, on the same slot,
+// after its rate limits; a worker starting a handler while deliveries are
+// left and no other worker is free to take them asks for one more. A
+// callback of no-op handlers costs a few hand-offs between goroutines
+// instead of one per message (BenchmarkDispatchBatch: 2.39 to 0.66 cpu-µs
+// per message, medians of 6 interleaved runs), while handlers that block
+// still run at once, up to the pool's size. The pool's bounds hold as before: a shrink ends workers as
+// their handlers return, another caller waiting for a shared pool gets
+// the next slot, and every handler starts after its limits. Redeliveries
+// (which may be deferred) and single messages start one by one.
 
 // intakeBatch is the client's callback size for concurrent consumers: its
 // pull batch, so that one pull is one callback.
@@ -67,12 +82,15 @@ func (s *subscription) leaveIntake() { <-s.intake }
 // pool, all at once up to the pool's free workers, and settles each
 // failure.
 func (c *Consumer) fanOut(ctx context.Context, s *subscription, exts []*primitive.MessageExt) verdict {
-	ds := c.deliveries(s, exts)
-	s.queued.Add(int64(len(exts)))
 	// A redelivery that cannot start within retryWait is deferred, never
 	// held (retrydefer.go). Batch handlers' redeliveries are held: a batch
 	// is not split between deferral and handling.
 	redelivery := s.batch == nil && c.backer != nil && fromRetryTopic(exts[0])
+	if !redelivery && len(exts) > 1 {
+		return c.fanOutLanes(ctx, s, exts)
+	}
+	ds := c.deliveries(s, exts)
+	s.queued.Add(int64(len(exts)))
 	var wait time.Duration
 	if redelivery {
 		wait = retryWait
@@ -135,7 +153,79 @@ func (c *Consumer) fanOut(ctx context.Context, s *subscription, exts []*primitiv
 	if entered {
 		s.leaveIntake()
 	}
+	return c.collect(ctx, s, exts, ds, redelivery)
+}
 
+// fanOutLanes is fanOut for a callback of first deliveries: its messages
+// run on lanes of the subscription's pool (pool.Lanes), a worker that
+// finishes one taking the next itself, so that a callback costs a few
+// hand-offs between goroutines instead of one per message. The rules are
+// fanOut's: one callback of the subscription starts its messages at a
+// time, the first start waits for a worker under admit (a callback that
+// started nothing when Stop begins is parked whole), and the others are
+// late starts, bounded by the hard stop; each message passes the rate
+// limits on its worker before it starts.
+func (c *Consumer) fanOutLanes(ctx context.Context, s *subscription, exts []*primitive.MessageExt) verdict {
+	f := &fan{c: c, s: s, ds: c.deliveries(s, exts)}
+	ds := f.ds
+	s.queued.Add(int64(len(exts)))
+	if !s.enterIntake(c.admit.Done(), 0) {
+		s.queued.Add(-int64(len(exts)))
+		s.abandoned.Add(uint64(len(exts)))
+		return releaseParked
+	}
+	f.lanes.Init(s.pool, len(ds), f, c.handlerCtx)
+	for !f.began {
+		i, err := f.lanes.Start(c.admit)
+		if i < 0 {
+			break
+		}
+		ds[i].err = err
+		switch {
+		case err == nil:
+			f.began = true
+		case c.admit.Err() != nil:
+			// Stop began before this callback started anything.
+			for {
+				i, st := f.lanes.Claim()
+				if i < 0 {
+					break
+				}
+				ds[i].err = errAbandon
+				*st = pool.Started{}
+				f.lanes.Claimed()
+			}
+		}
+	}
+	if f.began {
+		f.lanes.Serve(c.handlerCtx)
+	}
+	s.leaveIntake()
+	return c.collect(ctx, s, exts, ds, false)
+}
+
+// fan is one callback's deliveries as the tasks of pool.Lanes.
+type fan struct {
+	c     *Consumer
+	s     *subscription
+	ds    []delivery
+	lanes pool.Lanes
+	began bool // a message started; the caller's later starts are late
+}
+
+// Task is the pool.LaneSource: delivery i, about to pass the gate.
+func (f *fan) Task(i int, byLane bool) (pool.Runner, *pool.Started) {
+	d := &f.ds[i]
+	d.late = byLane || f.began
+	d.byLane = byLane
+	d.prepare()
+	f.s.queued.Add(-int64(d.count()))
+	return d, &d.st
+}
+
+// collect waits for the started deliveries of a callback and settles each
+// failure.
+func (c *Consumer) collect(ctx context.Context, s *subscription, exts []*primitive.MessageExt, ds []delivery, redelivery bool) verdict {
 	parked := false
 	var failures []int // indexes into exts
 	at := 0

@@ -325,10 +325,11 @@ func TestStopNeverCutsACallbackInTwo(t *testing.T) {
 	}
 }
 
+// ids returns n message ids m0, m1, ...
 func ids(n int) []string {
 	s := make([]string, n)
 	for i := range s {
-		s[i] = strconv.Itoa(i)
+		s[i] = "m" + strconv.Itoa(i)
 	}
 	return s
 }

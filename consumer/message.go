@@ -54,22 +54,25 @@ func newMessage(group, topic string, ext *primitive.MessageExt) *Message {
 // topic is the subscription's: the client's ext.Topic carries the
 // namespace prefix.
 func (m *Message) fill(group, topic string, ext *primitive.MessageExt) {
-	*m = Message{
-		Topic:          topic,
-		Tag:            ext.GetTags(),
-		Keys:           ext.GetKeys(),
-		ID:             ext.MsgId,
-		Body:           ext.Body,
-		Group:          group,
-		QueueOffset:    ext.QueueOffset,
-		ReconsumeCount: int(ext.ReconsumeTimes),
-		BornAt:         time.UnixMilli(ext.BornTimestamp),
-		StoredAt:       time.UnixMilli(ext.StoreTimestamp),
-		ext:            ext,
-	}
+	// Field by field: a composite literal assigned to *m is built aside
+	// and copied whole, with a bulk write barrier, which cost more than
+	// the rest of the fill.
+	m.Topic = topic
+	m.Tag = ext.GetTags()
+	m.Keys = ext.GetKeys()
+	m.ID = ext.MsgId
+	m.Body = ext.Body
+	m.Group = group
+	m.Broker, m.QueueID = "", 0
 	if q := ext.Queue; q != nil {
 		m.Broker, m.QueueID = q.BrokerName, q.QueueId
 	}
+	m.QueueOffset = ext.QueueOffset
+	m.ReconsumeCount = int(ext.ReconsumeTimes)
+	m.BornAt = time.UnixMilli(ext.BornTimestamp)
+	m.StoredAt = time.UnixMilli(ext.StoreTimestamp)
+	m.ext = ext
+	m.received, m.gated, m.admitted, m.started = time.Time{}, time.Time{}, time.Time{}, time.Time{}
 }
 
 // Property returns the user or system property key of the message, or ""

@@ -6,6 +6,11 @@
 // an ants pool (github.com/panjf2000/ants/v2), and returns the task's result.
 // A panicking task is turned into a *PanicError; the pool stays usable.
 //
+// A caller with a group of tasks (a consumer callback's messages) hands
+// them to Lanes: a worker that finishes one takes the next itself, after
+// its gate, so that the group costs a few hand-offs between goroutines
+// instead of one per task, within the same bounds.
+//
 // Resize changes the bound at run time: tasks already running finish, and the
 // new size applies to the tasks admitted after the call. Stats reports cheap
 // counters (capacity, running, waiting, completed, failed, panicked).

@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"sync"
@@ -35,6 +36,7 @@ type Pool struct {
 	waiters sync.Pool       // of chan struct{} with room for one: reused
 	closed  bool
 
+	busy      atomic.Bool // see noteLocked
 	waiting   atomic.Int64
 	overran   atomic.Int64 // tasks still running that their caller stopped waiting for
 	gated     atomic.Int64 // callers holding a worker while they wait at their gate
@@ -66,7 +68,7 @@ func New(name string, size int, opts ...Option) (*Pool, error) {
 	p := &Pool{name: name, workers: w, size: size}
 	p.waiters.New = func() any { return make(chan struct{}, 1) }
 	p.jobs.New = func() any {
-		j := &job{done: make(chan error, 1)}
+		j := &job{pool: p, done: make(chan error, 1)}
 		j.runFn = j.run // bound once so Submit does not allocate per call
 		return j
 	}
@@ -123,8 +125,9 @@ func (p *Pool) DoGated(ctx context.Context, gate func(context.Context) error, ta
 
 // Started is a task that Start started; its result comes from Wait.
 type Started struct {
-	j  *job
-	at time.Time
+	j   *job
+	at  time.Time
+	err error // a task of Lanes that never ran: why (j is nil)
 }
 
 // Start is the first half of DoGated: it reserves a worker (waiting for
@@ -179,22 +182,30 @@ func (p *Pool) start(ctx context.Context, gate func(context.Context) error, task
 	return Started{j: j, at: at}, nil
 }
 
+// At returns when the task was started: right after its gate, as its
+// worker was about to run it. A task of Lanes that a lane took itself can
+// read it from Run, and need not read the clock again.
+func (s *Started) At() time.Time { return s.at }
+
 // Wait is the second half of DoGated: it returns the task's error, or
 // ErrOverran once hold has passed since the task started (0: no bound) or
 // quit is closed (nil: never); the task then keeps its worker until it
 // returns.
 func (s Started) Wait(hold time.Duration, quit <-chan struct{}) error {
 	j := s.j
+	if j == nil {
+		return s.err
+	}
 	p := j.pool
-	var err error
-	select {
-	case err = <-j.done:
-		// Already returned: no timer to arm. A caller that started a
-		// batch finds most of its tasks here.
+	if j.state.Load() == jobReturned || !j.state.CompareAndSwap(jobRunning, jobWaiting) {
+		// Already returned: no channel to wait on, no timer to arm. A
+		// caller that started a batch finds most of its tasks here.
+		err := j.err
+		j.err = nil
 		p.jobs.Put(j)
 		return err
-	default:
 	}
+	var err error
 	if hold <= 0 && quit == nil {
 		err = <-j.done
 	} else {
@@ -228,6 +239,7 @@ func (s Started) Wait(hold time.Duration, quit <-chan struct{}) error {
 			err = <-j.done
 		}
 	}
+	j.err = nil
 	p.jobs.Put(j)
 	return err
 }
@@ -256,6 +268,20 @@ func isPanic(err error) bool {
 
 // acquire takes a slot, waiting in FIFO order while the pool is full.
 func (p *Pool) acquire(ctx context.Context) error {
+	return p.acquireFor(ctx, nil)
+}
+
+// errNotNeeded is acquireFor's answer when l needed no slot any more.
+var errNotNeeded = errors.New("pool: slot not needed")
+
+// acquireFor is acquire for the caller of l when l is not nil: while it
+// waits, l's lanes may continue on their slots (it is l.waiter), and it
+// gives up with errNotNeeded once every task of l is claimed.
+func (p *Pool) acquireFor(ctx context.Context, l *Lanes) error {
+	var gone <-chan struct{}
+	if l != nil {
+		gone = l.all
+	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -268,41 +294,64 @@ func (p *Pool) acquire(ctx context.Context) error {
 	}
 	ready := p.waiters.Get().(chan struct{})
 	p.queue = append(p.queue, ready)
+	p.noteLocked()
+	if l != nil {
+		l.waiter = ready
+	}
 	p.mu.Unlock()
 	p.waiting.Add(1)
 	defer p.waiting.Add(-1)
 
+	var err error
 	select {
 	case <-ready:
+		p.mu.Lock()
+		closed := p.closed
+		if l != nil {
+			l.waiter = nil
+		}
+		p.mu.Unlock()
 		p.waiters.Put(ready)
-		if p.isClosed() {
+		if closed {
 			p.release()
 			return ErrClosed
 		}
 		return nil
 	case <-ctx.Done():
-		p.mu.Lock()
-		for i, q := range p.queue {
-			if q == ready {
-				p.queue = append(p.queue[:i], p.queue[i+1:]...)
-				p.mu.Unlock()
-				p.waiters.Put(ready)
-				return ctx.Err()
-			}
-		}
-		p.mu.Unlock()
-		// Woken and cancelled at once: the slot is ours, give it back.
-		<-ready
-		p.waiters.Put(ready)
-		p.release()
-		return ctx.Err()
+		err = ctx.Err()
+	case <-gone:
+		err = errNotNeeded
 	}
+	p.mu.Lock()
+	if l != nil {
+		l.waiter = nil
+	}
+	for i, q := range p.queue {
+		if q == ready {
+			p.queue = append(p.queue[:i], p.queue[i+1:]...)
+			p.noteLocked()
+			p.mu.Unlock()
+			p.waiters.Put(ready)
+			return err
+		}
+	}
+	p.mu.Unlock()
+	// Woken and cancelled at once: the slot is ours, give it back.
+	<-ready
+	p.waiters.Put(ready)
+	p.release()
+	return err
 }
 
-func (p *Pool) isClosed() bool {
+// tryAcquire takes a slot if one is free and no one waits for it.
+func (p *Pool) tryAcquire() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.closed
+	if p.closed || p.running >= p.size || len(p.queue) > 0 {
+		return false
+	}
+	p.running++
+	return true
 }
 
 func (p *Pool) release() {
@@ -320,6 +369,15 @@ func (p *Pool) wakeLocked() {
 		p.queue = p.queue[1:]
 		p.running++
 	}
+	p.noteLocked()
+}
+
+// noteLocked records whether a lane must look at the pool under its lock
+// before it takes another task (Lanes: keep): the pool is closed, runs
+// more than its size, or someone waits. It requires p.mu and follows
+// every change of those.
+func (p *Pool) noteLocked() {
+	p.busy.Store(p.closed || p.running > p.size || len(p.queue) > 0)
 }
 
 // Resize sets the number of tasks that may run at once to n, in [1, MaxSize].
@@ -395,21 +453,33 @@ type job struct {
 	task   Task
 	runner Runner // instead of task (StartRunner)
 	pool   *Pool
-	done   chan error
-	runFn  func()
-	state  atomic.Int32
-	timer  *time.Timer // DoWithin's hold, reused (Go 1.23 timers: no stale fires after Stop/Reset)
+	lanes  *Lanes // a job of Lanes: its worker goes on to the next task
+	// requested: a lane Serve started for a lane's request (Lanes.start)
+	requested bool
+	done      chan error // the result, sent only to a caller waiting for it (jobWaiting)
+	err       error      // the result, for a caller that did not wait (jobReturned)
+	runFn     func()
+	state     atomic.Int32
+	timer     *time.Timer // DoWithin's hold, reused (Go 1.23 timers: no stale fires after Stop/Reset)
 }
 
 // Job states: the caller and the worker race to finish; the first to move
-// the state decides who returns the slot.
+// the state decides who recycles the job. A caller that finds its task
+// returned reads its result from err; one that waits for it (jobWaiting)
+// gets it from done, a channel operation only then.
 const (
 	jobRunning int32 = iota
+	jobWaiting
 	jobReturned
 	jobAbandoned
 )
 
 func (j *job) run() {
+	if l := j.lanes; l != nil {
+		j.lanes = nil
+		l.work(j)
+		return
+	}
 	ctx, task, r, p := j.ctx, j.task, j.runner, j.pool
 	j.ctx, j.task, j.runner = nil, nil, nil
 	if r != nil {
@@ -420,20 +490,33 @@ func (j *job) run() {
 	// collects the result: a caller that starts several tasks (Start) may
 	// be waiting for a slot before it waits for any result.
 	p.release()
+	j.finish(err)
+}
+
+// finish counts a returned task and hands its result to the caller, or
+// recycles the job if the caller gave up on it.
+func (j *job) finish(err error) {
+	p := j.pool
 	p.count(err)
+	j.err = err
 	if j.state.CompareAndSwap(jobRunning, jobReturned) {
+		return
+	}
+	if j.state.CompareAndSwap(jobWaiting, jobReturned) {
+		j.err = nil
 		j.done <- err
 		return
 	}
 	// The caller gave up on this task: the worker recycles the job.
+	j.err = nil
 	p.overran.Add(-1)
 	p.jobs.Put(j)
 }
 
-// abandon marks the job as no longer awaited; false means the task has
-// already returned and its result is in done.
+// abandon marks the job as no longer awaited by its waiting caller; false
+// means the task has already returned and its result is in done.
 func (j *job) abandon() bool {
-	if !j.state.CompareAndSwap(jobRunning, jobAbandoned) {
+	if !j.state.CompareAndSwap(jobWaiting, jobAbandoned) {
 		return false
 	}
 	j.pool.overran.Add(1)
