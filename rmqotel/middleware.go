@@ -38,7 +38,10 @@ import (
 //
 // It records messaging.process.duration, messaging.client.consumed.messages
 // (with rmqkit.outcome), rmqkit.throttle.wait.duration and
-// rmqkit.pool.wait.duration. Options read: WithTracerProvider,
+// rmqkit.pool.wait.duration. messaging.client.consumed.messages is an
+// observable counter read at each collection from counts the middleware
+// keeps per destination and outcome: the same monotonic sum a synchronous
+// counter gives, for an atomic add per message, but without exemplars. Options read: WithTracerProvider,
 // WithMeterProvider, WithPropagators, WithParentFromMessage,
 // WithConsumptionModel, WithNamespace.
 //
@@ -88,8 +91,14 @@ type processor struct {
 	// globals short-cut the work while the global defaults are unset.
 	globals globalDefaults
 
-	duration     messagingconv.ProcessDuration
-	consumed     messagingconv.ClientConsumedMessages
+	duration messagingconv.ProcessDuration
+	// consumed is observed from the destinations' counts at each
+	// collection (observeConsumed) rather than added to per message: an
+	// atomic add costs a fraction of a synchronous counter's Add, and the
+	// exported cumulative sum is the same. counting is false when the
+	// instrument could not be made.
+	consumed     metric.Int64ObservableCounter
+	counting     bool
 	throttleWait metric.Float64Histogram
 	poolWait     metric.Float64Histogram
 
@@ -104,10 +113,12 @@ type destKey struct{ group, topic string }
 type dest struct {
 	spanName  string
 	startOpts []trace.SpanStartOption
-	metric    []attribute.KeyValue // system, operation, group, topic
-	succeeded []metric.AddOption
-	failed    []metric.AddOption
+	metric    []attribute.KeyValue  // system, operation, group, topic
 	okRecord  []metric.RecordOption // duration of a success, and waits
+
+	// Messages handled by outcome, for messaging.client.consumed.messages.
+	succeeded, failed       atomic.Int64
+	succeededObs, failedObs []metric.ObserveOption
 }
 
 func (p *processor) dest(group, topic string) *dest {
@@ -131,8 +142,8 @@ func (p *processor) dest(group, topic string) *dest {
 		}
 		set := attribute.NewSet(attrs...)
 		d.okRecord = []metric.RecordOption{metric.WithAttributeSet(set)}
-		d.succeeded = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(append(attrs[:len(attrs):len(attrs)], outcomeSuccess)...))}
-		d.failed = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(append(attrs[:len(attrs):len(attrs)], outcomeFailure)...))}
+		d.succeededObs = []metric.ObserveOption{metric.WithAttributeSet(attribute.NewSet(append(attrs[:len(attrs):len(attrs)], outcomeSuccess)...))}
+		d.failedObs = []metric.ObserveOption{metric.WithAttributeSet(attribute.NewSet(append(attrs[:len(attrs):len(attrs)], outcomeFailure)...))}
 		return d
 	})
 }
@@ -168,7 +179,8 @@ func (p *processor) handle(ctx context.Context, msg *consumer.Message, next cons
 }
 
 func (p *processor) measuring(ctx context.Context) bool {
-	return p.duration.Enabled(ctx) || p.consumed.Enabled(ctx) || p.throttleWait.Enabled(ctx) || p.poolWait.Enabled(ctx)
+	return p.duration.Enabled(ctx) || p.throttleWait.Enabled(ctx) || p.poolWait.Enabled(ctx) ||
+		p.counting && p.globals.metering()
 }
 
 // contextOnly gives the handler what the message carries when no span is
@@ -297,11 +309,11 @@ func (p *processor) finish(ctx context.Context, d *dest, span trace.Span, start 
 			p.duration.Inst().Record(ctx, elapsed, metric.WithAttributes(attrs...))
 		}
 	}
-	if p.consumed.Enabled(ctx) {
+	if p.counting && p.globals.metering() {
 		if err == nil {
-			p.consumed.Inst().Add(ctx, 1, d.succeeded...)
+			d.succeeded.Add(1)
 		} else {
-			p.consumed.Inst().Add(ctx, 1, d.failed...)
+			d.failed.Add(1)
 		}
 	}
 	if p.throttleWait.Enabled(ctx) {
@@ -310,6 +322,21 @@ func (p *processor) finish(ctx context.Context, d *dest, span trace.Span, start 
 	if p.poolWait.Enabled(ctx) {
 		p.poolWait.Record(ctx, pool.Seconds(), d.okRecord...)
 	}
+}
+
+// observeConsumed reports every destination's counts of handled messages.
+// A series appears with its first message, as a synchronous counter's
+// would: counts still zero are not observed.
+func (p *processor) observeConsumed(_ context.Context, o metric.Observer) error {
+	for _, d := range *p.dests.m.Load() {
+		if n := d.succeeded.Load(); n > 0 {
+			o.ObserveInt64(p.consumed, n, d.succeededObs...)
+		}
+		if n := d.failed.Load(); n > 0 {
+			o.ObserveInt64(p.consumed, n, d.failedObs...)
+		}
+	}
+	return nil
 }
 
 // splitKeys splits keys the way RocketMQ joins them (by spaces).
@@ -330,8 +357,17 @@ func (p *processor) newInstruments(m metric.Meter) {
 	if p.duration, err = messagingconv.NewProcessDuration(m, metric.WithExplicitBucketBoundaries(processBuckets...)); err != nil {
 		otel.Handle(err)
 	}
-	if p.consumed, err = messagingconv.NewClientConsumedMessages(m); err != nil {
+	// The conventions' instrument, observable: same name, unit and
+	// description as messagingconv.NewClientConsumedMessages.
+	consumed, err := messagingconv.NewClientConsumedMessagesObservable(m)
+	if err == nil {
+		p.consumed = consumed.Inst()
+		_, err = m.RegisterCallback(p.observeConsumed, p.consumed)
+	}
+	if err != nil {
 		otel.Handle(err)
+	} else {
+		p.counting = true
 	}
 	p.throttleWait, err = m.Float64Histogram("rmqkit.throttle.wait.duration",
 		metric.WithUnit("s"),

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
@@ -541,5 +542,70 @@ func TestSampledOutSpansCostNoAttributes(t *testing.T) {
 	}
 	if by := sumByOutcome(t, tel.metrics(t)["messaging.client.consumed.messages"]); by["success"] != 1 {
 		t.Errorf("metrics must not depend on sampling: consumed = %v", by)
+	}
+}
+
+// messaging.client.consumed.messages is observed from counts the middleware
+// keeps; exporters must see what a synchronous counter gave them: a
+// monotonic sum per destination and outcome, cumulative or delta as the
+// reader asks, summed over every Middleware of the meter.
+func TestConsumedMessagesIsAMonotonicSumInEitherTemporality(t *testing.T) {
+	for _, temporality := range []metricdata.Temporality{metricdata.CumulativeTemporality, metricdata.DeltaTemporality} {
+		t.Run(temporality.String(), func(t *testing.T) {
+			reader := sdkmetric.NewManualReader(sdkmetric.WithTemporalitySelector(func(sdkmetric.InstrumentKind) metricdata.Temporality { return temporality }))
+			mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+			t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+			collect := func() metricdata.Sum[int64] {
+				t.Helper()
+				var rm metricdata.ResourceMetrics
+				if err := reader.Collect(context.Background(), &rm); err != nil {
+					t.Fatal(err)
+				}
+				for _, sm := range rm.ScopeMetrics {
+					for _, m := range sm.Metrics {
+						if m.Name == "messaging.client.consumed.messages" {
+							if m.Unit != "{message}" || m.Description != "Number of messages that were delivered to the application." {
+								t.Errorf("unit %q, description %q", m.Unit, m.Description)
+							}
+							return m.Data.(metricdata.Sum[int64])
+						}
+					}
+				}
+				t.Fatal("no messaging.client.consumed.messages")
+				return metricdata.Sum[int64]{}
+			}
+			byOutcome := func(s metricdata.Sum[int64]) map[string]int64 {
+				out := map[string]int64{}
+				for _, dp := range s.DataPoints {
+					v, _ := dp.Attributes.Value(rmqotel.OutcomeKey)
+					if _, dup := out[v.AsString()]; dup {
+						t.Errorf("two points for outcome %s", v.AsString())
+					}
+					out[v.AsString()] = dp.Value
+				}
+				return out
+			}
+			opts := []rmqotel.Option{rmqotel.WithMeterProvider(mp), rmqotel.WithTracerProvider(tracenoop.NewTracerProvider())}
+			one, other := rmqotel.Middleware(opts...), rmqotel.Middleware(opts...)
+			fail := func(context.Context, *consumer.Message) error { return errors.New("no") }
+			for _, h := range []consumer.Handler{one(ok), other(ok), one(fail)} {
+				_ = h(context.Background(), message(nil))
+			}
+			first := collect()
+			if !first.IsMonotonic || first.Temporality != temporality {
+				t.Errorf("monotonic %v, temporality %v; want a monotonic %v sum", first.IsMonotonic, first.Temporality, temporality)
+			}
+			if got := byOutcome(first); got["success"] != 2 || got["failure"] != 1 || len(got) != 2 {
+				t.Errorf("first collection = %v, want success 2, failure 1", got)
+			}
+			_ = other(ok)(context.Background(), message(nil))
+			want := map[string]int64{"success": 3, "failure": 1}
+			if temporality == metricdata.DeltaTemporality {
+				want = map[string]int64{"success": 1, "failure": 0}
+			}
+			if got := byOutcome(collect()); got["success"] != want["success"] || got["failure"] != want["failure"] {
+				t.Errorf("second collection = %v, want %v", got, want)
+			}
+		})
 	}
 }
