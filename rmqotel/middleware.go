@@ -38,7 +38,12 @@ import (
 //
 // It records messaging.process.duration, messaging.client.consumed.messages
 // (with rmqkit.outcome), rmqkit.throttle.wait.duration and
-// rmqkit.pool.wait.duration. messaging.client.consumed.messages is an
+// rmqkit.pool.wait.duration. rmqkit.throttle.wait.duration counts only the
+// messages that went through a rate limit (a throttle wait above zero; a
+// pass too quick for the clock to see counts as none): a subscription
+// without one records none, so its count is not the number of messages
+// processed; rmqkit.pool.wait.duration records every message.
+// messaging.client.consumed.messages is an
 // observable counter read at each collection from counts the middleware
 // keeps per destination and outcome: the same monotonic sum a synchronous
 // counter gives, for an atomic add per message, but without exemplars. Options read: WithTracerProvider,
@@ -316,7 +321,11 @@ func (p *processor) finish(ctx context.Context, d *dest, span trace.Span, start 
 			d.failed.Add(1)
 		}
 	}
-	if p.throttleWait.Enabled(ctx) {
+	// Only messages that went through a rate limit: without one the wait
+	// is always zero (consumer sets both ends to one clock reading), and
+	// recording it for every message of every subscription cost a whole
+	// histogram record each.
+	if throttle > 0 && p.throttleWait.Enabled(ctx) {
 		p.throttleWait.Record(ctx, throttle.Seconds(), d.okRecord...)
 	}
 	if p.poolWait.Enabled(ctx) {

@@ -609,3 +609,35 @@ func TestConsumedMessagesIsAMonotonicSumInEitherTemporality(t *testing.T) {
 		})
 	}
 }
+
+// A subscription without rate limits has a throttle wait of exactly zero on
+// every message; the throttle histogram records only messages that went
+// through a limit, the pool histogram every message.
+func TestThrottleWaitHistogramRecordsOnlyRateLimitedMessages(t *testing.T) {
+	tel := newTelemetry(t)
+	waits := map[string][2]time.Duration{"free": {0, time.Millisecond}, "limited": {2 * time.Millisecond, 0}}
+	mw := rmqotel.Middleware(tel.opts(rmqotel.WithWaits(func(m *consumer.Message) (time.Duration, time.Duration) {
+		w := waits[m.ID]
+		return w[0], w[1]
+	}))...)
+	for _, id := range []string{"free", "free", "limited"} {
+		m := message(nil)
+		m.ID = id
+		if err := mw(ok)(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := tel.metrics(t)
+	throttle := got["rmqkit.throttle.wait.duration"].Data.(metricdata.Histogram[float64])
+	if len(throttle.DataPoints) != 1 || throttle.DataPoints[0].Count != 1 || throttle.DataPoints[0].Sum != 0.002 {
+		t.Errorf("throttle wait = %+v, want the limited message only (count 1, sum 0.002)", throttle.DataPoints)
+	}
+	if n := histogramCount(t, got["rmqkit.pool.wait.duration"]); n != 3 {
+		t.Errorf("pool wait count = %d, want every message (3)", n)
+	}
+	for _, span := range tel.ended(t, 3) {
+		if _, ok := attrMap(span.Attributes())["rmqkit.wait.throttle_ms"]; !ok {
+			t.Errorf("span without rmqkit.wait.throttle_ms; spans keep it, zero or not")
+		}
+	}
+}
