@@ -79,6 +79,7 @@ func Middleware(opts ...Option) consumer.Middleware {
 		p.tracer = cfg.tracer()
 	}
 	p.newInstruments(cfg.meter())
+	p.counting = p.counting && !metricsOff
 	return func(next consumer.Handler) consumer.Handler {
 		return func(ctx context.Context, msg *consumer.Message) error {
 			return p.handle(ctx, msg, next)
@@ -206,8 +207,8 @@ func (p *processor) contextOnly(ctx context.Context, msg *consumer.Message) cont
 
 func (p *processor) startSpan(ctx context.Context, msg *consumer.Message, d *dest, start time.Time, throttle, pool time.Duration) (context.Context, trace.Span) {
 	s := p.scratch(msg)
-	defer p.release(s)
 	remote := p.prop.Extract(ctx, &s.carrier)
+	s.carrier = messageCarrier{} // what Extract returns does not refer to it
 	startCtx := remote
 	var link trace.SpanContext
 	if !p.parent {
@@ -224,8 +225,11 @@ func (p *processor) startSpan(ctx context.Context, msg *consumer.Message, d *des
 	}
 	ctx, span := p.tracer.Start(startCtx, d.spanName, d.startOpts...)
 	if !span.IsRecording() {
+		// s's attribute buffers are untouched, still clear.
+		p.scratches.Put(s)
 		return ctx, span
 	}
+	defer p.release(s)
 	if link.IsValid() {
 		// Added after the start, not with trace.WithLinks, which costs a
 		// closure and a copy of the options for every span, recorded or
