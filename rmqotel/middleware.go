@@ -32,23 +32,27 @@ import (
 // WithParentFromMessage. Baggage found there is put in the handler's context
 // in both cases. The link is added once the span has started, so samplers
 // do not see it (ParentBased and TraceIDRatioBased do not look at links);
-// spans that are not recorded cost no link and no per-message attributes. A handler error sets error.type and the span status; a
-// panic is recorded as error.type "panic" and goes on to the consumer, which
-// recovers it.
+// spans that are not recorded cost no link and no per-message attributes.
+// A handler error sets error.type and the span status; a panic is recorded
+// as error.type "panic" and goes on to the consumer, which recovers it.
 //
 // It records messaging.process.duration, messaging.client.consumed.messages
 // (with rmqkit.outcome), rmqkit.throttle.wait.duration and
-// rmqkit.pool.wait.duration. rmqkit.throttle.wait.duration counts only the
-// messages that went through a rate limit (a throttle wait above zero; a
-// pass too quick for the clock to see counts as none): a subscription
-// without one records none, so its count is not the number of messages
-// processed; rmqkit.pool.wait.duration records every message.
-// messaging.client.consumed.messages is an
-// observable counter read at each collection from counts the middleware
-// keeps per destination and outcome: the same monotonic sum a synchronous
-// counter gives, for an atomic add per message, but without exemplars. Options read: WithTracerProvider,
-// WithMeterProvider, WithPropagators, WithParentFromMessage,
-// WithConsumptionModel, WithNamespace.
+// rmqkit.pool.wait.duration:
+//
+//   - messaging.client.consumed.messages is an observable counter, read at
+//     each collection from counts the middleware keeps per destination and
+//     outcome: the monotonic sum a synchronous counter gives (summed over
+//     every Middleware of a meter, cumulative or delta as the reader asks)
+//     for an atomic add per message, but without exemplars.
+//   - rmqkit.throttle.wait.duration records only the messages that went
+//     through a rate limit (a throttle wait above zero; a pass too quick
+//     for the clock to see counts as none): a subscription without one
+//     records nothing, so its count is not the number of messages
+//     processed. rmqkit.pool.wait.duration records every message.
+//
+// Options read: WithTracerProvider, WithMeterProvider, WithPropagators,
+// WithParentFromMessage, WithConsumptionModel, WithNamespace.
 //
 // A batch handler (Consumer.SubscribeBatch) runs under the middleware message
 // by message: each message of a batch gets its own span and metrics.
