@@ -641,3 +641,35 @@ func TestThrottleWaitHistogramRecordsOnlyRateLimitedMessages(t *testing.T) {
 		}
 	}
 }
+
+// attrSampler samples everything and keeps the attributes it was shown.
+type attrSampler struct{ seen *[]attribute.KeyValue }
+
+func (s attrSampler) ShouldSample(p sdktrace.SamplingParameters) sdktrace.SamplingResult {
+	*s.seen = append([]attribute.KeyValue(nil), p.Attributes...)
+	return sdktrace.SamplingResult{Decision: sdktrace.RecordAndSample}
+}
+func (s attrSampler) Description() string { return "attrSampler" }
+
+// The conventions ask for the attributes that sampling may depend on at
+// span creation; giving them only once the span is known to be recorded
+// would be cheaper (one attribute copy less per span), but a sampler
+// choosing by destination or group would then see nothing.
+func TestSamplerSeesTheSamplingAttributesAtStart(t *testing.T) {
+	tel := newTelemetry(t)
+	var seen []attribute.KeyValue
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(attrSampler{&seen}), sdktrace.WithSpanProcessor(tel.spans))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	if err := rmqotel.Middleware(tel.opts(rmqotel.WithTracerProvider(tp))...)(ok)(context.Background(), message(nil)); err != nil {
+		t.Fatal(err)
+	}
+	got := attrMap(seen)
+	for k, want := range map[string]string{
+		"messaging.system": "rocketmq", "messaging.operation.name": "process", "messaging.operation.type": "process",
+		"messaging.destination.name": "orders", "messaging.consumer.group.name": "billing",
+	} {
+		if got[k] != want {
+			t.Errorf("sampler saw %s = %q, want %q", k, got[k], want)
+		}
+	}
+}
