@@ -2,6 +2,7 @@ package rmqotel_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -38,6 +39,8 @@ import (
 //     worker, as messages of a real consumer do (a waited message's span
 //     carries the waits; Middleware adds its rmqkit.wait event only for
 //     waits of a millisecond or more)
+//   - otel-on-failed: otel-on with a handler that fails (error.type, span
+//     status, the failure series)
 //   - otel-on-traceparent: otel-on with a message carrying a traceparent
 //     and no baggage
 //   - sdk-floor: what the SDK itself costs per message with the same
@@ -71,6 +74,8 @@ func BenchmarkDispatch(b *testing.B) {
 	}
 	msg := newMsg(props)
 	handler := func(context.Context, *consumer.Message) error { return nil }
+	errDeclined := errors.New("declined")
+	failing := func(context.Context, *consumer.Message) error { return errDeclined }
 
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(tracetest.NewNoopExporter()))
 	ratioTP := sdktrace.NewTracerProvider(sdktrace.WithSyncer(tracetest.NewNoopExporter()),
@@ -155,6 +160,7 @@ func BenchmarkDispatch(b *testing.B) {
 		{"sdk-floor-ratio", floorRatio, newMsg(nil)},
 		{"otel-on", rmqotel.Middleware(on...)(handler), msg},
 		{"otel-on-waited", rmqotel.Middleware(append(on, waited)...)(handler), msg},
+		{"otel-on-failed", rmqotel.Middleware(on...)(failing), msg},
 		{"otel-on-traceparent", rmqotel.Middleware(on...)(handler), newMsg(map[string]string{"traceparent": props["traceparent"]})},
 		{"ratio-1pct", rmqotel.Middleware(append(on, rmqotel.WithTracerProvider(ratioTP), waited)...)(handler), newMsg(nil)},
 	}
@@ -164,7 +170,7 @@ func BenchmarkDispatch(b *testing.B) {
 			b.ReportAllocs()
 			cpu := rmqtest.ProcessCPU()
 			for b.Loop() {
-				if err := c.h(ctx, c.msg); err != nil {
+				if err := c.h(ctx, c.msg); err != nil && err != errDeclined {
 					b.Fatal(err)
 				}
 			}
