@@ -125,6 +125,9 @@ type dest struct {
 	startOpts []trace.SpanStartOption
 	metric    []attribute.KeyValue  // system, operation, group, topic
 	okRecord  []metric.RecordOption // duration of a success, and waits
+	// failRecord holds the duration's options by error.type, built at the
+	// first failure of each type (at most maxErrorTypes of them).
+	failRecord *cache[string, []metric.RecordOption]
 
 	// Messages handled by outcome, for messaging.client.consumed.messages.
 	succeeded, failed       atomic.Int64
@@ -152,6 +155,7 @@ func (p *processor) dest(group, topic string) *dest {
 		}
 		set := attribute.NewSet(attrs...)
 		d.okRecord = []metric.RecordOption{metric.WithAttributeSet(set)}
+		d.failRecord = newCache[string, []metric.RecordOption]()
 		d.succeededObs = []metric.ObserveOption{metric.WithAttributeSet(attribute.NewSet(append(attrs[:len(attrs):len(attrs)], outcomeSuccess)...))}
 		d.failedObs = []metric.ObserveOption{metric.WithAttributeSet(attribute.NewSet(append(attrs[:len(attrs):len(attrs)], outcomeFailure)...))}
 		return d
@@ -318,8 +322,7 @@ func (p *processor) finish(ctx context.Context, d *dest, span trace.Span, start 
 		if err == nil {
 			p.duration.Inst().Record(ctx, elapsed, d.okRecord...)
 		} else {
-			attrs := append(d.metric[:len(d.metric):len(d.metric)], errType)
-			p.duration.Inst().Record(ctx, elapsed, metric.WithAttributes(attrs...))
+			p.duration.Inst().Record(ctx, elapsed, d.failRecordOpts(errType)...)
 		}
 	}
 	if p.counting && p.globals.metering() {
@@ -339,6 +342,29 @@ func (p *processor) finish(ctx context.Context, d *dest, span trace.Span, start 
 	if p.poolWait.Enabled(ctx) {
 		p.poolWait.Record(ctx, pool.Seconds(), d.okRecord...)
 	}
+}
+
+// maxErrorTypes bounds the error types whose attribute sets a destination
+// keeps; the metric SDK has its own cardinality limit, this one only keeps
+// an application that makes up error types from keeping a growing cache.
+const maxErrorTypes = 64
+
+// failRecordOpts returns the duration's record options for a failure of type
+// errType: a set built once per type, where building it per call cost
+// four allocations and a sort.
+func (d *dest) failRecordOpts(errType attribute.KeyValue) []metric.RecordOption {
+	build := func() []metric.RecordOption {
+		attrs := append(d.metric[:len(d.metric):len(d.metric)], errType)
+		return []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attrs...))}
+	}
+	key := errType.Value.AsString()
+	if m := *d.failRecord.m.Load(); len(m) >= maxErrorTypes {
+		if opts, ok := m[key]; ok {
+			return opts
+		}
+		return build()
+	}
+	return d.failRecord.get(key, build)
 }
 
 // observeConsumed reports every destination's counts of handled messages.

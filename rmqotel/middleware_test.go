@@ -673,3 +673,30 @@ func TestSamplerSeesTheSamplingAttributesAtStart(t *testing.T) {
 		}
 	}
 }
+
+type numberedError int
+
+func (e numberedError) Error() string     { return fmt.Sprint("failure ", int(e)) }
+func (e numberedError) ErrorType() string { return fmt.Sprint("type-", int(e)) }
+
+// Attribute sets for failures are kept for a bounded number of error types;
+// past that bound every failure is still recorded under its own error.type.
+func TestEveryErrorTypeIsRecordedPastTheCachedOnes(t *testing.T) {
+	tel := newTelemetry(t)
+	mw := rmqotel.Middleware(tel.opts()...)
+	const types = 70
+	for round := range 2 {
+		for i := range types {
+			h := mw(func(context.Context, *consumer.Message) error { return numberedError(i) })
+			if err := h(context.Background(), message(nil)); err == nil {
+				t.Fatalf("round %d: handler error lost", round)
+			}
+		}
+	}
+	dur := tel.metrics(t)["messaging.process.duration"]
+	for i := range types {
+		if n := histogramCount(t, dur, attribute.String("error.type", fmt.Sprint("type-", i))); n != 2 {
+			t.Errorf("error.type type-%d: count %d, want 2", i, n)
+		}
+	}
+}
