@@ -558,8 +558,14 @@ func TestWaitsReportTimeSpentWaitingForAWorker(t *testing.T) {
 	go func() { time.Sleep(100 * time.Millisecond); close(release) }()
 	ctx, _ := concurrentCtx()
 	_, _ = c.consume(ctx, ext("second", 0))
-	if _, poolWait := second.Waits(); poolWait < 80*time.Millisecond {
+	throttle, poolWait := second.Waits()
+	if poolWait < 80*time.Millisecond {
 		t.Fatalf("pool wait = %v, want about 100ms", poolWait)
+	}
+	// rmqotel records the throttle histogram only for waits above zero: a
+	// subscription without rate limits must report exactly zero.
+	if throttle != 0 {
+		t.Errorf("throttle wait = %v without a rate limit, want exactly 0", throttle)
 	}
 }
 

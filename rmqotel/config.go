@@ -75,6 +75,7 @@ func (c *config) metricsOff() bool {
 // globals differ from these and the defaults delegate to the new ones.
 type globalDefaults struct {
 	tp   trace.TracerProvider
+	mp   metric.MeterProvider
 	prop propagation.TextMapPropagator
 }
 
@@ -82,6 +83,9 @@ func (c *config) globalDefaults() globalDefaults {
 	var g globalDefaults
 	if isGlobalDefault(c.tp) {
 		g.tp = c.tp
+	}
+	if isGlobalDefault(c.mp) {
+		g.mp = c.mp
 	}
 	if isGlobalDefault(c.prop) {
 		g.prop = c.prop
@@ -93,6 +97,15 @@ func (c *config) globalDefaults() globalDefaults {
 // provider is the global default and no provider has been set.
 func (g globalDefaults) tracing() bool {
 	return g.tp == nil || otel.GetTracerProvider() != g.tp
+}
+
+// metering reports whether metrics may be exported: false while the meter
+// provider is the global default and no provider has been set. The
+// synchronous instruments say so themselves (Enabled); the observable
+// counter's counts are kept only while this holds, as a synchronous
+// counter's Add would be dropped.
+func (g globalDefaults) metering() bool {
+	return g.mp == nil || otel.GetMeterProvider() != g.mp
 }
 
 // propagating reports whether the propagator may read anything: false

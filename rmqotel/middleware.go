@@ -32,15 +32,27 @@ import (
 // WithParentFromMessage. Baggage found there is put in the handler's context
 // in both cases. The link is added once the span has started, so samplers
 // do not see it (ParentBased and TraceIDRatioBased do not look at links);
-// spans that are not recorded cost no link and no per-message attributes. A handler error sets error.type and the span status; a
-// panic is recorded as error.type "panic" and goes on to the consumer, which
-// recovers it.
+// spans that are not recorded cost no link and no per-message attributes.
+// A handler error sets error.type and the span status; a panic is recorded
+// as error.type "panic" and goes on to the consumer, which recovers it.
 //
 // It records messaging.process.duration, messaging.client.consumed.messages
 // (with rmqkit.outcome), rmqkit.throttle.wait.duration and
-// rmqkit.pool.wait.duration. Options read: WithTracerProvider,
-// WithMeterProvider, WithPropagators, WithParentFromMessage,
-// WithConsumptionModel, WithNamespace.
+// rmqkit.pool.wait.duration:
+//
+//   - messaging.client.consumed.messages is an observable counter, read at
+//     each collection from counts the middleware keeps per destination and
+//     outcome: the monotonic sum a synchronous counter gives (summed over
+//     every Middleware of a meter, cumulative or delta as the reader asks)
+//     for an atomic add per message, but without exemplars.
+//   - rmqkit.throttle.wait.duration records only the messages that went
+//     through a rate limit (a throttle wait above zero; a pass too quick
+//     for the clock to see counts as none): a subscription without one
+//     records nothing, so its count is not the number of messages
+//     processed. rmqkit.pool.wait.duration records every message.
+//
+// Options read: WithTracerProvider, WithMeterProvider, WithPropagators,
+// WithParentFromMessage, WithConsumptionModel, WithNamespace.
 //
 // A batch handler (Consumer.SubscribeBatch) runs under the middleware message
 // by message: each message of a batch gets its own span and metrics.
@@ -71,6 +83,7 @@ func Middleware(opts ...Option) consumer.Middleware {
 		p.tracer = cfg.tracer()
 	}
 	p.newInstruments(cfg.meter())
+	p.counting = p.counting && !metricsOff
 	return func(next consumer.Handler) consumer.Handler {
 		return func(ctx context.Context, msg *consumer.Message) error {
 			return p.handle(ctx, msg, next)
@@ -88,8 +101,14 @@ type processor struct {
 	// globals short-cut the work while the global defaults are unset.
 	globals globalDefaults
 
-	duration     messagingconv.ProcessDuration
-	consumed     messagingconv.ClientConsumedMessages
+	duration messagingconv.ProcessDuration
+	// consumed is observed from the destinations' counts at each
+	// collection (observeConsumed) rather than added to per message: an
+	// atomic add costs a fraction of a synchronous counter's Add, and the
+	// exported cumulative sum is the same. counting is false when the
+	// instrument could not be made.
+	consumed     metric.Int64ObservableCounter
+	counting     bool
 	throttleWait metric.Float64Histogram
 	poolWait     metric.Float64Histogram
 
@@ -104,10 +123,15 @@ type destKey struct{ group, topic string }
 type dest struct {
 	spanName  string
 	startOpts []trace.SpanStartOption
-	metric    []attribute.KeyValue // system, operation, group, topic
-	succeeded []metric.AddOption
-	failed    []metric.AddOption
+	metric    []attribute.KeyValue  // system, operation, group, topic
 	okRecord  []metric.RecordOption // duration of a success, and waits
+	// failRecord holds the duration's options by error.type, built at the
+	// first failure of each type (at most maxErrorTypes of them).
+	failRecord *cache[string, []metric.RecordOption]
+
+	// Messages handled by outcome, for messaging.client.consumed.messages.
+	succeeded, failed       atomic.Int64
+	succeededObs, failedObs []metric.ObserveOption
 }
 
 func (p *processor) dest(group, topic string) *dest {
@@ -131,8 +155,9 @@ func (p *processor) dest(group, topic string) *dest {
 		}
 		set := attribute.NewSet(attrs...)
 		d.okRecord = []metric.RecordOption{metric.WithAttributeSet(set)}
-		d.succeeded = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(append(attrs[:len(attrs):len(attrs)], outcomeSuccess)...))}
-		d.failed = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(append(attrs[:len(attrs):len(attrs)], outcomeFailure)...))}
+		d.failRecord = newCache[string, []metric.RecordOption]()
+		d.succeededObs = []metric.ObserveOption{metric.WithAttributeSet(attribute.NewSet(append(attrs[:len(attrs):len(attrs)], outcomeSuccess)...))}
+		d.failedObs = []metric.ObserveOption{metric.WithAttributeSet(attribute.NewSet(append(attrs[:len(attrs):len(attrs)], outcomeFailure)...))}
 		return d
 	})
 }
@@ -168,7 +193,8 @@ func (p *processor) handle(ctx context.Context, msg *consumer.Message, next cons
 }
 
 func (p *processor) measuring(ctx context.Context) bool {
-	return p.duration.Enabled(ctx) || p.consumed.Enabled(ctx) || p.throttleWait.Enabled(ctx) || p.poolWait.Enabled(ctx)
+	return p.duration.Enabled(ctx) || p.throttleWait.Enabled(ctx) || p.poolWait.Enabled(ctx) ||
+		p.counting && p.globals.metering()
 }
 
 // contextOnly gives the handler what the message carries when no span is
@@ -189,8 +215,8 @@ func (p *processor) contextOnly(ctx context.Context, msg *consumer.Message) cont
 
 func (p *processor) startSpan(ctx context.Context, msg *consumer.Message, d *dest, start time.Time, throttle, pool time.Duration) (context.Context, trace.Span) {
 	s := p.scratch(msg)
-	defer p.release(s)
 	remote := p.prop.Extract(ctx, &s.carrier)
+	s.carrier = messageCarrier{} // what Extract returns does not refer to it
 	startCtx := remote
 	var link trace.SpanContext
 	if !p.parent {
@@ -207,8 +233,11 @@ func (p *processor) startSpan(ctx context.Context, msg *consumer.Message, d *des
 	}
 	ctx, span := p.tracer.Start(startCtx, d.spanName, d.startOpts...)
 	if !span.IsRecording() {
+		// s's attribute buffers are untouched, still clear.
+		p.scratches.Put(s)
 		return ctx, span
 	}
+	defer p.release(s)
 	if link.IsValid() {
 		// Added after the start, not with trace.WithLinks, which costs a
 		// closure and a copy of the options for every span, recorded or
@@ -293,23 +322,64 @@ func (p *processor) finish(ctx context.Context, d *dest, span trace.Span, start 
 		if err == nil {
 			p.duration.Inst().Record(ctx, elapsed, d.okRecord...)
 		} else {
-			attrs := append(d.metric[:len(d.metric):len(d.metric)], errType)
-			p.duration.Inst().Record(ctx, elapsed, metric.WithAttributes(attrs...))
+			p.duration.Inst().Record(ctx, elapsed, d.failRecordOpts(errType)...)
 		}
 	}
-	if p.consumed.Enabled(ctx) {
+	if p.counting && p.globals.metering() {
 		if err == nil {
-			p.consumed.Inst().Add(ctx, 1, d.succeeded...)
+			d.succeeded.Add(1)
 		} else {
-			p.consumed.Inst().Add(ctx, 1, d.failed...)
+			d.failed.Add(1)
 		}
 	}
-	if p.throttleWait.Enabled(ctx) {
+	// Only messages that went through a rate limit: without one the wait
+	// is always zero (consumer sets both ends to one clock reading), and
+	// recording it for every message of every subscription cost a whole
+	// histogram record each.
+	if throttle > 0 && p.throttleWait.Enabled(ctx) {
 		p.throttleWait.Record(ctx, throttle.Seconds(), d.okRecord...)
 	}
 	if p.poolWait.Enabled(ctx) {
 		p.poolWait.Record(ctx, pool.Seconds(), d.okRecord...)
 	}
+}
+
+// maxErrorTypes bounds the error types whose attribute sets a destination
+// keeps; the metric SDK has its own cardinality limit, this one only keeps
+// an application that makes up error types from keeping a growing cache.
+const maxErrorTypes = 64
+
+// failRecordOpts returns the duration's record options for a failure of type
+// errType: a set built once per type, where building it per call cost
+// four allocations and a sort.
+func (d *dest) failRecordOpts(errType attribute.KeyValue) []metric.RecordOption {
+	build := func() []metric.RecordOption {
+		attrs := append(d.metric[:len(d.metric):len(d.metric)], errType)
+		return []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attrs...))}
+	}
+	key := errType.Value.AsString()
+	if m := *d.failRecord.m.Load(); len(m) >= maxErrorTypes {
+		if opts, ok := m[key]; ok {
+			return opts
+		}
+		return build()
+	}
+	return d.failRecord.get(key, build)
+}
+
+// observeConsumed reports every destination's counts of handled messages.
+// A series appears with its first message, as a synchronous counter's
+// would: counts still zero are not observed.
+func (p *processor) observeConsumed(_ context.Context, o metric.Observer) error {
+	for _, d := range *p.dests.m.Load() {
+		if n := d.succeeded.Load(); n > 0 {
+			o.ObserveInt64(p.consumed, n, d.succeededObs...)
+		}
+		if n := d.failed.Load(); n > 0 {
+			o.ObserveInt64(p.consumed, n, d.failedObs...)
+		}
+	}
+	return nil
 }
 
 // splitKeys splits keys the way RocketMQ joins them (by spaces).
@@ -330,8 +400,17 @@ func (p *processor) newInstruments(m metric.Meter) {
 	if p.duration, err = messagingconv.NewProcessDuration(m, metric.WithExplicitBucketBoundaries(processBuckets...)); err != nil {
 		otel.Handle(err)
 	}
-	if p.consumed, err = messagingconv.NewClientConsumedMessages(m); err != nil {
+	// The conventions' instrument, observable: same name, unit and
+	// description as messagingconv.NewClientConsumedMessages.
+	consumed, err := messagingconv.NewClientConsumedMessagesObservable(m)
+	if err == nil {
+		p.consumed = consumed.Inst()
+		_, err = m.RegisterCallback(p.observeConsumed, p.consumed)
+	}
+	if err != nil {
 		otel.Handle(err)
+	} else {
+		p.counting = true
 	}
 	p.throttleWait, err = m.Float64Histogram("rmqkit.throttle.wait.duration",
 		metric.WithUnit("s"),

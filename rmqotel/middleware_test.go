@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
@@ -541,5 +542,161 @@ func TestSampledOutSpansCostNoAttributes(t *testing.T) {
 	}
 	if by := sumByOutcome(t, tel.metrics(t)["messaging.client.consumed.messages"]); by["success"] != 1 {
 		t.Errorf("metrics must not depend on sampling: consumed = %v", by)
+	}
+}
+
+// messaging.client.consumed.messages is observed from counts the middleware
+// keeps; exporters must see what a synchronous counter gave them: a
+// monotonic sum per destination and outcome, cumulative or delta as the
+// reader asks, summed over every Middleware of the meter.
+func TestConsumedMessagesIsAMonotonicSumInEitherTemporality(t *testing.T) {
+	for _, temporality := range []metricdata.Temporality{metricdata.CumulativeTemporality, metricdata.DeltaTemporality} {
+		t.Run(temporality.String(), func(t *testing.T) {
+			reader := sdkmetric.NewManualReader(sdkmetric.WithTemporalitySelector(func(sdkmetric.InstrumentKind) metricdata.Temporality { return temporality }))
+			mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+			t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+			collect := func() metricdata.Sum[int64] {
+				t.Helper()
+				var rm metricdata.ResourceMetrics
+				if err := reader.Collect(context.Background(), &rm); err != nil {
+					t.Fatal(err)
+				}
+				for _, sm := range rm.ScopeMetrics {
+					for _, m := range sm.Metrics {
+						if m.Name == "messaging.client.consumed.messages" {
+							if m.Unit != "{message}" || m.Description != "Number of messages that were delivered to the application." {
+								t.Errorf("unit %q, description %q", m.Unit, m.Description)
+							}
+							return m.Data.(metricdata.Sum[int64])
+						}
+					}
+				}
+				t.Fatal("no messaging.client.consumed.messages")
+				return metricdata.Sum[int64]{}
+			}
+			byOutcome := func(s metricdata.Sum[int64]) map[string]int64 {
+				out := map[string]int64{}
+				for _, dp := range s.DataPoints {
+					v, _ := dp.Attributes.Value(rmqotel.OutcomeKey)
+					if _, dup := out[v.AsString()]; dup {
+						t.Errorf("two points for outcome %s", v.AsString())
+					}
+					out[v.AsString()] = dp.Value
+				}
+				return out
+			}
+			opts := []rmqotel.Option{rmqotel.WithMeterProvider(mp), rmqotel.WithTracerProvider(tracenoop.NewTracerProvider())}
+			one, other := rmqotel.Middleware(opts...), rmqotel.Middleware(opts...)
+			fail := func(context.Context, *consumer.Message) error { return errors.New("no") }
+			for _, h := range []consumer.Handler{one(ok), other(ok), one(fail)} {
+				_ = h(context.Background(), message(nil))
+			}
+			first := collect()
+			if !first.IsMonotonic || first.Temporality != temporality {
+				t.Errorf("monotonic %v, temporality %v; want a monotonic %v sum", first.IsMonotonic, first.Temporality, temporality)
+			}
+			if got := byOutcome(first); got["success"] != 2 || got["failure"] != 1 || len(got) != 2 {
+				t.Errorf("first collection = %v, want success 2, failure 1", got)
+			}
+			_ = other(ok)(context.Background(), message(nil))
+			want := map[string]int64{"success": 3, "failure": 1}
+			if temporality == metricdata.DeltaTemporality {
+				want = map[string]int64{"success": 1, "failure": 0}
+			}
+			if got := byOutcome(collect()); got["success"] != want["success"] || got["failure"] != want["failure"] {
+				t.Errorf("second collection = %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// A subscription without rate limits has a throttle wait of exactly zero on
+// every message; the throttle histogram records only messages that went
+// through a limit, the pool histogram every message.
+func TestThrottleWaitHistogramRecordsOnlyRateLimitedMessages(t *testing.T) {
+	tel := newTelemetry(t)
+	waits := map[string][2]time.Duration{"free": {0, time.Millisecond}, "limited": {2 * time.Millisecond, 0}}
+	mw := rmqotel.Middleware(tel.opts(rmqotel.WithWaits(func(m *consumer.Message) (time.Duration, time.Duration) {
+		w := waits[m.ID]
+		return w[0], w[1]
+	}))...)
+	for _, id := range []string{"free", "free", "limited"} {
+		m := message(nil)
+		m.ID = id
+		if err := mw(ok)(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := tel.metrics(t)
+	throttle := got["rmqkit.throttle.wait.duration"].Data.(metricdata.Histogram[float64])
+	if len(throttle.DataPoints) != 1 || throttle.DataPoints[0].Count != 1 || throttle.DataPoints[0].Sum != 0.002 {
+		t.Errorf("throttle wait = %+v, want the limited message only (count 1, sum 0.002)", throttle.DataPoints)
+	}
+	if n := histogramCount(t, got["rmqkit.pool.wait.duration"]); n != 3 {
+		t.Errorf("pool wait count = %d, want every message (3)", n)
+	}
+	for _, span := range tel.ended(t, 3) {
+		if _, ok := attrMap(span.Attributes())["rmqkit.wait.throttle_ms"]; !ok {
+			t.Errorf("span without rmqkit.wait.throttle_ms; spans keep it, zero or not")
+		}
+	}
+}
+
+// attrSampler samples everything and keeps the attributes it was shown.
+type attrSampler struct{ seen *[]attribute.KeyValue }
+
+func (s attrSampler) ShouldSample(p sdktrace.SamplingParameters) sdktrace.SamplingResult {
+	*s.seen = append([]attribute.KeyValue(nil), p.Attributes...)
+	return sdktrace.SamplingResult{Decision: sdktrace.RecordAndSample}
+}
+func (s attrSampler) Description() string { return "attrSampler" }
+
+// The conventions ask for the attributes that sampling may depend on at
+// span creation; giving them only once the span is known to be recorded
+// would be cheaper (one attribute copy less per span), but a sampler
+// choosing by destination or group would then see nothing.
+func TestSamplerSeesTheSamplingAttributesAtStart(t *testing.T) {
+	tel := newTelemetry(t)
+	var seen []attribute.KeyValue
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(attrSampler{&seen}), sdktrace.WithSpanProcessor(tel.spans))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	if err := rmqotel.Middleware(tel.opts(rmqotel.WithTracerProvider(tp))...)(ok)(context.Background(), message(nil)); err != nil {
+		t.Fatal(err)
+	}
+	got := attrMap(seen)
+	for k, want := range map[string]string{
+		"messaging.system": "rocketmq", "messaging.operation.name": "process", "messaging.operation.type": "process",
+		"messaging.destination.name": "orders", "messaging.consumer.group.name": "billing",
+	} {
+		if got[k] != want {
+			t.Errorf("sampler saw %s = %q, want %q", k, got[k], want)
+		}
+	}
+}
+
+type numberedError int
+
+func (e numberedError) Error() string     { return fmt.Sprint("failure ", int(e)) }
+func (e numberedError) ErrorType() string { return fmt.Sprint("type-", int(e)) }
+
+// Attribute sets for failures are kept for a bounded number of error types;
+// past that bound every failure is still recorded under its own error.type.
+func TestEveryErrorTypeIsRecordedPastTheCachedOnes(t *testing.T) {
+	tel := newTelemetry(t)
+	mw := rmqotel.Middleware(tel.opts()...)
+	const types = 70
+	for round := range 2 {
+		for i := range types {
+			h := mw(func(context.Context, *consumer.Message) error { return numberedError(i) })
+			if err := h(context.Background(), message(nil)); err == nil {
+				t.Fatalf("round %d: handler error lost", round)
+			}
+		}
+	}
+	dur := tel.metrics(t)["messaging.process.duration"]
+	for i := range types {
+		if n := histogramCount(t, dur, attribute.String("error.type", fmt.Sprint("type-", i))); n != 2 {
+			t.Errorf("error.type type-%d: count %d, want 2", i, n)
+		}
 	}
 }
