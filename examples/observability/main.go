@@ -44,6 +44,7 @@ import (
 	"github.com/rmqkit/rmqkit/examples/exampleutil"
 	"github.com/rmqkit/rmqkit/rmqlog"
 	"github.com/rmqkit/rmqkit/rmqotel"
+	"github.com/rmqkit/rmqkit/throttle"
 )
 
 func main() {
@@ -102,7 +103,12 @@ func run(ctx context.Context, cluster *exampleutil.Cluster, metricsAddr string, 
 			return errors.New("demo: first delivery fails")
 		}
 		return nil
-	}, consumer.WithPoolSize(4))
+	},
+		consumer.WithPoolSize(4),
+		// A rate limit, so that rmqkit.throttle.wait.duration has data: it
+		// records only messages that went through one.
+		consumer.WithRate(throttle.Limit{Rate: 200, Burst: 20}),
+	)
 	if err != nil {
 		return err
 	}
