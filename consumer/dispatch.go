@@ -317,7 +317,6 @@ type delivery struct {
 	msg  Message
 	msgs []*Message
 	st   pool.Started
-	late bool // started after Stop began, to finish a callback (intake.go)
 	// decided is the decision of d's callback (mayRun): a concurrent
 	// callback's is its first delivery's decision field, a key-ordered
 	// one's its keyedCallback's.
@@ -455,12 +454,12 @@ const (
 // or redelivers it as a whole, so a message abandoned beside handled ones
 // would bring them again. The first of its deliveries to reach a worker
 // decides for all, from whether Stop has begun; the others follow, even
-// after Stop began (their starts are late, bounded by the hard stop). A
-// delivery outside a callback (orderly) decides alone: late ones run.
+// after Stop began (their starts are late, bounded by the hard stop). An
+// orderly delivery, alone in its callback, runs only if Stop has not begun.
 func (d *delivery) mayRun() bool {
 	admitted := d.c.admit.Err() == nil
 	if d.decided == nil {
-		return admitted || d.late
+		return admitted
 	}
 	return decide(d.decided, admitted)
 }

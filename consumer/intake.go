@@ -120,8 +120,8 @@ func (c *Consumer) fanOut(ctx context.Context, s *subscription, exts []*primitiv
 			continue
 		}
 		sctx := c.admit
-		if began {
-			d.late, sctx = true, c.handlerCtx
+		if began { // a late start: the callback runs whole (mayRun)
+			sctx = c.handlerCtx
 		}
 		if redelivery && !deferring {
 			tctx, cancel := context.WithTimeout(sctx, retryWait)
@@ -216,7 +216,6 @@ type fan struct {
 // Task is the pool.LaneSource: delivery i, about to pass the gate.
 func (f *fan) Task(i int, byLane bool) (pool.Runner, *pool.Started) {
 	d := &f.ds[i]
-	d.late = byLane || f.began
 	d.byLane = byLane
 	d.prepare()
 	f.s.queued.Add(-int64(d.count()))

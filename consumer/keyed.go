@@ -269,15 +269,15 @@ func (c *Consumer) runKeyed(ctx context.Context, s *subscription, cb *keyedCallb
 // redelivered whole, handled messages included.
 func (c *Consumer) keyedDo(cb *keyedCallback, d *delivery, queued *bool) outcome {
 	d.decided = &cb.decision
+	late := cb.decision.Load() == runAll
 	sctx := c.admit
-	if cb.decision.Load() == runAll {
-		d.late, sctx = true, c.handlerCtx
+	if late {
+		sctx = c.handlerCtx
 	}
 	err := d.start(sctx)
-	if err != nil && !d.late && c.admit.Err() != nil && decide(&cb.decision, false) {
+	if err != nil && !late && c.admit.Err() != nil && decide(&cb.decision, false) {
 		// Stop began while this one waited, and another of its callback
 		// has started meanwhile.
-		d.late = true
 		err = d.start(c.handlerCtx)
 	}
 	if *queued {
