@@ -447,18 +447,28 @@ func TestOrderlyQueuesMoveWhenTwoInstancesStartTogether(t *testing.T) {
 // orderlyHandover starts two orderly instances of one group on a live
 // stream, the second once the first consumed (waitFirst) or at once, and
 // checks that the second consumes its half of the queues within 25 s,
-// each key in order.
+// each key in order, and that no queue ever had two handlers running at
+// once, in one instance or across the two (the hand-over unlocks a queue
+// only once its callback has returned). Each key comes in threes and each
+// handler takes a few milliseconds, so that a consumer running a queue's
+// messages side by side would be caught.
 func orderlyHandover(t *testing.T, waitFirst bool) {
 	cl := rmqtest.ClusterA(t)
 	topic := cl.NewTopic(t, rmqtest.Queues(8), rmqtest.Ordered())
 	group := cl.NewGroup(t)
 	p := cl.NewProducer(t)
 	defer every(50*time.Millisecond, func(i int) {
-		msgs := make([]rmqtest.Msg, 8*len(cl.Brokers)) // one key per queue: round-robin keeps each on its queue
-		for k := range msgs {
-			msgs[k] = rmqtest.Msg{ID: fmt.Sprintf("k%d-%06d", k, i), ShardKey: fmt.Sprintf("k%d", k)}
+		// One key per queue, a batch of three each (stored together, so
+		// that a pull brings them together): the producer's round-robin
+		// keeps each key on its queue, as every tick sends one batch per
+		// key in the same order.
+		for k := range 8 * len(cl.Brokers) {
+			batch := make([]rmqtest.Msg, 3)
+			for j := range batch {
+				batch[j] = rmqtest.Msg{ID: fmt.Sprintf("k%d-%06d", k, 3*i+j), ShardKey: fmt.Sprintf("k%d", k)}
+			}
+			p.SendBatch(topic, batch...)
 		}
-		p.Send(topic, msgs...)
 	})()
 
 	var (
@@ -466,14 +476,26 @@ func orderlyHandover(t *testing.T, waitFirst bool) {
 		queues = map[string]bool{}            // queues the second instance consumed (broker/id)
 		last   = [2]map[string]string{{}, {}} // per instance, last id per key
 		seen   = [2]map[string]bool{{}, {}}   // per instance, ids handled
-		broken []string
+		// per queue (broker/id), the id whose handler runs, in either instance
+		running = map[string]string{}
+		broken  []string
+		twice   []string // a queue's handler started while another ran
 	)
 	handler := func(second bool) consumer.Handler {
 		return func(_ context.Context, m *consumer.Message) error {
 			id := m.Property(rmqtest.IDProperty)
 			key := id[:strings.IndexByte(id, '-')]
+			q := fmt.Sprint(m.Broker, "/", m.QueueID)
+			mu.Lock()
+			if other, busy := running[q]; busy {
+				twice = append(twice, fmt.Sprintf("%s started on queue %s while %s ran", id, q, other))
+			}
+			running[q] = id
+			mu.Unlock()
+			time.Sleep(3 * time.Millisecond)
 			mu.Lock()
 			defer mu.Unlock()
+			delete(running, q)
 			// Each instance sees a key in order. The newcomer may begin
 			// below what the first one handled (offsets are committed every
 			// 5 s), and an instance whose queue comes back to it in a
@@ -491,7 +513,7 @@ func orderlyHandover(t *testing.T, waitFirst bool) {
 			last[inst][key] = id
 			seen[inst][id] = true
 			if second {
-				queues[fmt.Sprint(m.Broker, "/", m.QueueID)] = true
+				queues[q] = true
 			}
 			return nil
 		}
@@ -519,13 +541,16 @@ func orderlyHandover(t *testing.T, waitFirst bool) {
 	})
 	took := time.Since(begin)
 	mu.Lock()
-	n, order := len(queues), append([]string(nil), broken...)
+	n, order, overlaps := len(queues), append([]string(nil), broken...), append([]string(nil), twice...)
 	mu.Unlock()
 	if !moved || took > 25*time.Second {
 		t.Fatalf("second instance consumed %d queues after %v; want %d within 25 s (rebalance interval + 5 s)", n, took.Round(time.Millisecond), want)
 	}
 	if len(order) > 0 {
 		t.Fatalf("order per key broken %d times, first %s", len(order), order[0])
+	}
+	if len(overlaps) > 0 {
+		t.Fatalf("two handlers ran at once on one queue %d times, first: %s", len(overlaps), overlaps[0])
 	}
 	t.Logf("orderly hand-over: the new instance consumed its %d queues %v after it started", want, took.Round(time.Millisecond))
 }

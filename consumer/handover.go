@@ -48,10 +48,14 @@ type handover struct {
 	// client locked, or none did.
 	all    func(ctx context.Context) []primitive.MessageQueue
 	absent map[primitive.MessageQueue]bool
+
+	// release unlocks queues on their brokers: h.unlock, a recorder in
+	// the unit tests.
+	release func(ctx context.Context, mqs []admin.MessageQueue) error
 }
 
 func newHandover(c *Consumer, queues func() map[primitive.MessageQueue]bool, rebalance func(), all func(ctx context.Context) []primitive.MessageQueue) *handover {
-	return &handover{
+	h := &handover{
 		c:         c,
 		queues:    queues,
 		all:       all,
@@ -62,6 +66,8 @@ func newHandover(c *Consumer, queues func() map[primitive.MessageQueue]bool, reb
 		seen:      make(map[primitive.MessageQueue]bool),
 		pending:   make(map[primitive.MessageQueue]bool),
 	}
+	h.release = h.unlock
+	return h
 }
 
 // enter and leave bracket an orderly callback of mq.
@@ -183,7 +189,7 @@ func (h *handover) check(candidates []primitive.MessageQueue) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := h.unlock(ctx, ready); err != nil {
+	if err := h.release(ctx, ready); err != nil {
 		h.c.cfg.logger.Warn("rmqkit orderly hand-over: cannot unlock queues given up; their new owner waits for the broker's lock to expire",
 			"group", h.c.group, "queues", len(ready), "error", err)
 	}
