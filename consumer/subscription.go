@@ -221,6 +221,9 @@ type subscription struct {
 	intake     chan struct{}  // one callback starts its messages at a time (intake.go)
 	queued     atomic.Int64   // messages held that have not started (intake.go)
 	keyed      *keyed         // nil unless WithKeyOrdered (keyed.go); orderly is set too
+	// slowLanes: the last callback on lanes outlasted slowCallback, so
+	// the next one spreads at once (fanOutLanes).
+	slowLanes atomic.Bool
 
 	received  atomic.Uint64
 	succeeded atomic.Uint64

@@ -16,11 +16,19 @@ import (
 // been claimed; each task's result comes from the Started that Lanes
 // stored for it, with Wait, as for Start.
 //
-// A lane asks for one more lane, on a free slot or else through the
-// caller waiting in the pool's queue, when it starts a task while tasks
-// are left and no other lane is free to claim them: the tasks of a group
-// whose handlers block run at once, up to the pool's size, while fast
-// tasks run one after another on one or two lanes. The pool's bounds hold
+// A group starts on one lane, and fast tasks run one after another on it
+// without a hand-off. Once tasks have waited unclaimed for SpreadAfter
+// (Serve's timer), or from the start when the caller calls Spread, the
+// group is slow: Serve starts a second lane, and a lane that starts a task
+// while tasks are left and no other lane is free to claim them asks for
+// one more, on a free slot or else through the caller waiting in the
+// pool's queue. So the tasks of a group whose handlers block run at once,
+// up to the pool's size, SpreadAfter late (up to a millisecond when the
+// process is idle and the runtime's timers are coarse). Every group used
+// to ask for a second lane at once; that cost about 0.5 µs per message of
+// a no-op handler in BenchmarkConsumeThroughput, the wake-up of a lane
+// that found little left to do for every 32 messages, where now about one
+// group in twenty spreads. The pool's bounds hold
 // as for Start: a lane goes on only while the pool runs no more than its
 // size (a shrink ends lanes as their tasks return) and no other caller
 // waits for a slot (it gives its slot to that caller instead), and never
@@ -42,7 +50,10 @@ type Lanes struct {
 	// to start), a lane asked for and not yet started counting as one: a
 	// lane asks for another only when none is idle.
 	idle atomic.Int32
-	help chan struct{} // a lane asks the caller for one more (the pool was full)
+	// slow: tasks waited unclaimed for SpreadAfter, or Spread; lanes ask for more
+	slow   atomic.Bool
+	spread time.Duration // SpreadAfter; tests set it
+	help   chan struct{} // a lane asks the caller for one more (the pool was full)
 
 	waiter chan struct{} // the caller's place in the pool's queue, under p.mu
 }
@@ -62,7 +73,7 @@ type LaneSource interface {
 // start a task once ctx has ended, whose Started then carries ctx.Err().
 // An earlier group must be over (Serve returned) before l is used again.
 func (l *Lanes) Init(p *Pool, n int, src LaneSource, ctx context.Context) {
-	*l = Lanes{p: p, n: int32(n), src: src, lctx: ctx, all: make(chan struct{}), help: make(chan struct{}, 1)}
+	*l = Lanes{p: p, n: int32(n), src: src, lctx: ctx, all: make(chan struct{}), help: make(chan struct{}, 1), spread: SpreadAfter}
 	if n == 0 {
 		close(l.all)
 	}
@@ -88,6 +99,12 @@ func (l *Lanes) publish() {
 	}
 }
 
+// Spread marks the group slow before its first lane starts, so that its
+// lanes spread from the first task on instead of after SpreadAfter. A
+// caller calls it, after Init, for a group it expects to block, such as
+// the next callback of a subscription whose last one was slow.
+func (l *Lanes) Spread() { l.slow.Store(true) }
+
 // Claim claims the next task without running it, for a caller that gives
 // it up: it returns its index and where its Started goes (the caller
 // stores the reason it did not run), or -1 when no task is left.
@@ -110,6 +127,13 @@ func (l *Lanes) Claimed() { l.publish() }
 // returns the task's index and the error that kept it from starting (also
 // stored in its Started), or -1 when no task was left.
 func (l *Lanes) Start(ctx context.Context) (int, error) { return l.start(ctx, false) }
+
+// SpreadAfter is how long a group's tasks may wait unclaimed, with no lane
+// free to claim them, before its lanes spread over more workers (see
+// Lanes). The runtime may fire a timer this short up to a millisecond
+// late when the process is idle; that delays only groups whose tasks
+// block.
+const SpreadAfter = 100 * time.Microsecond
 
 // start is Start; requested says the lane answers a lane's request (Serve),
 // whose count in idle the new lane takes over and drops when it starts:
@@ -161,25 +185,46 @@ func (l *Lanes) start(ctx context.Context, requested bool) (int, error) {
 }
 
 // Serve starts the lanes that lanes ask for while the pool is full, with
-// ctx, until every task is claimed, and returns once every task's Started
-// is stored. A task the pool could not start for Serve (ctx ended, the
-// pool closed) has the reason in its Started.
+// ctx, and the second lane of a slow group (see Lanes), until every task
+// is claimed, and returns once every task's Started is stored. A task the
+// pool could not start for Serve (ctx ended, the pool closed) has the
+// reason in its Started.
 func (l *Lanes) Serve(ctx context.Context) {
+	select {
+	case <-l.all: // the first lane claimed every task already
+		return
+	default:
+	}
+	t := time.NewTimer(l.spread)
+	defer t.Stop()
+	spread := t.C
 	for {
 		select {
 		case <-l.all:
 			return
 		case <-l.help:
+			l.serveRequest(ctx)
+		case <-spread:
+			spread = nil
+			l.slow.Store(true)
+			if l.left() && l.idle.CompareAndSwap(0, 1) {
+				l.serveRequest(ctx)
+			}
 		}
-		for {
-			i, err := l.start(ctx, true)
-			if err == nil && i >= 0 {
-				break // the lane started takes the request's count over
-			}
-			if i < 0 {
-				l.idle.Add(-1) // no task left: the request is void
-				break
-			}
+	}
+}
+
+// serveRequest starts a lane for a request counted in idle: the lane
+// takes the count over, or the count is dropped when no task is left.
+func (l *Lanes) serveRequest(ctx context.Context) {
+	for {
+		i, err := l.start(ctx, true)
+		if err == nil && i >= 0 {
+			return // the lane started takes the request's count over
+		}
+		if i < 0 {
+			l.idle.Add(-1) // no task left: the request is void
+			return
 		}
 	}
 }
@@ -212,7 +257,7 @@ func (l *Lanes) work(j *job) {
 		}
 	}
 	for {
-		if l.left() && l.idle.CompareAndSwap(0, 1) {
+		if l.slow.Load() && l.left() && l.idle.CompareAndSwap(0, 1) {
 			l.more()
 		}
 		err := safeRun(j.ctx, j.runner.Run)

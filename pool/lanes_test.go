@@ -59,12 +59,19 @@ func (g *laneGroup) Task(i int, byLane bool) (pool.Runner, *pool.Started) {
 // Serve) and returns each task's result.
 func runGroup(t *testing.T, p *pool.Pool, n int, run func(context.Context, int) error, gate func(context.Context, int) error) (*laneGroup, []error) {
 	t.Helper()
+	return runGroupSpread(t, p, n, pool.SpreadAfter, run, gate)
+}
+
+// runGroupSpread is runGroup with the group's SpreadAfter set to spread.
+func runGroupSpread(t *testing.T, p *pool.Pool, n int, spread time.Duration, run func(context.Context, int) error, gate func(context.Context, int) error) (*laneGroup, []error) {
+	t.Helper()
 	g := &laneGroup{tasks: make([]laneTask, n), run: run, gate: gate}
 	for i := range g.tasks {
 		g.tasks[i].g, g.tasks[i].i = g, i
 	}
 	ctx := context.Background()
 	g.lanes.Init(p, n, g, ctx)
+	pool.SetSpreadAfter(&g.lanes, spread)
 	for {
 		i, err := g.lanes.Start(ctx)
 		if i < 0 || err == nil {
@@ -123,8 +130,9 @@ func TestLanesRunEveryTaskOnceWithItsOwnResult(t *testing.T) {
 	}
 }
 
-// Tasks that block run at once, up to the pool's size: a lane that starts
-// a task with others left asks for another lane.
+// Tasks that block run at once, up to the pool's size: once tasks have
+// waited unclaimed for SpreadAfter, a lane that starts a task with others
+// left asks for another lane.
 func TestLanesRunBlockingTasksAtOnce(t *testing.T) {
 	p := newPool(t, 8)
 	var all sync.WaitGroup
@@ -144,6 +152,31 @@ func TestLanesRunBlockingTasksAtOnce(t *testing.T) {
 		if err != nil {
 			t.Fatalf("task %d: %v", i, err)
 		}
+	}
+}
+
+// Tasks that finish before SpreadAfter run one after another on one lane:
+// a group of fast tasks costs no hand-off between workers. (Here every
+// task takes a millisecond and SpreadAfter is an hour, so a second lane
+// would overlap the first.)
+func TestLanesRunFastTasksOnOneLane(t *testing.T) {
+	p := newPool(t, 8)
+	var running, most atomic.Int32
+	_, errs := runGroupSpread(t, p, 16, time.Hour, func(context.Context, int) error {
+		n := running.Add(1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		time.Sleep(time.Millisecond)
+		running.Add(-1)
+		return nil
+	}, nil)
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("task %d: %v", i, err)
+		}
+	}
+	if m := most.Load(); m != 1 {
+		t.Fatalf("%d tasks ran at once, want 1: a fast group spread over several lanes", m)
 	}
 }
 
