@@ -195,8 +195,16 @@ func (l *Lanes) Serve(ctx context.Context) {
 		return
 	default:
 	}
-	t := time.NewTimer(l.spread)
-	defer t.Stop()
+	t, _ := l.p.timers.Get().(*time.Timer)
+	if t == nil {
+		t = time.NewTimer(l.spread)
+	} else {
+		t.Reset(l.spread)
+	}
+	defer func() {
+		t.Stop() // since Go 1.23, no stale tick is left to receive
+		l.p.timers.Put(t)
+	}()
 	spread := t.C
 	for {
 		select {

@@ -34,6 +34,7 @@ type Pool struct {
 	running int
 	queue   []chan struct{} // FIFO of waiting callers, each woken by one send
 	waiters sync.Pool       // of chan struct{} with room for one: reused
+	timers  sync.Pool       // of *time.Timer, stopped: Lanes.Serve's, reused
 	closed  bool
 
 	busy      atomic.Bool // see noteLocked
