@@ -25,9 +25,9 @@ import (
 // pool's queue. So the tasks of a group whose handlers block run at once,
 // up to the pool's size, SpreadAfter late (up to a millisecond when the
 // process is idle and the runtime's timers are coarse). Every group used
-// to ask for a second lane at once; that cost about 0.5 µs per message of
-// a no-op handler in BenchmarkConsumeThroughput, the wake-up of a lane
-// that found little left to do for every 32 messages, where now about one
+// to ask for a second lane at once, which found little left to do when the
+// tasks were fast: that cost 0.3-0.7 µs per message of a no-op handler in
+// BenchmarkConsumeThroughput (docs/benchmarks.md), where now about one
 // group in twenty spreads. The pool's bounds hold
 // as for Start: a lane goes on only while the pool runs no more than its
 // size (a shrink ends lanes as their tasks return) and no other caller
