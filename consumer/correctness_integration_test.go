@@ -492,7 +492,7 @@ func orderlyHandover(t *testing.T, waitFirst bool) {
 			}
 			running[q] = id
 			mu.Unlock()
-			time.Sleep(3 * time.Millisecond)
+			time.Sleep(3 * time.Millisecond) // the handler's work: long enough for a side-by-side run to overlap it
 			mu.Lock()
 			defer mu.Unlock()
 			delete(running, q)

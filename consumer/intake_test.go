@@ -333,3 +333,29 @@ func ids(n int) []string {
 	}
 	return s
 }
+
+// A callback that outlasted slowCallback marks its subscription slow, so
+// that the next callback spreads over the pool from its first message; a
+// callback of fast handlers clears the mark.
+func TestASlowCallbackMakesTheNextOneSpreadAtOnce(t *testing.T) {
+	c := running(t, func(_ context.Context, m *Message) error {
+		if m.ID == "slow" {
+			time.Sleep(3 * slowCallback) // the handler's work: what makes the callback slow
+		}
+		return nil
+	}, nil, WithPoolSize(4))
+	ctx, _ := concurrentCtx()
+	s := c.subs["t"]
+	if r, _ := c.consume(ctx, exts("slow", "a", "b")...); r != rmq.ConsumeSuccess {
+		t.Fatal(r)
+	}
+	if !s.slowLanes.Load() {
+		t.Fatalf("a callback of %v did not mark the subscription slow", 3*slowCallback)
+	}
+	if r, _ := c.consume(ctx, exts("a", "b", "c")...); r != rmq.ConsumeSuccess {
+		t.Fatal(r)
+	}
+	if s.slowLanes.Load() {
+		t.Fatal("a callback of fast handlers left the subscription marked slow")
+	}
+}

@@ -65,6 +65,13 @@ func runGroup(t *testing.T, p *pool.Pool, n int, run func(context.Context, int) 
 // runGroupSpread is runGroup with the group's SpreadAfter set to spread.
 func runGroupSpread(t *testing.T, p *pool.Pool, n int, spread time.Duration, run func(context.Context, int) error, gate func(context.Context, int) error) (*laneGroup, []error) {
 	t.Helper()
+	return runGroupOpts(t, p, n, spread, false, run, gate)
+}
+
+// runGroupOpts is runGroupSpread, the group marked slow from the start
+// (Spread) when slow is set.
+func runGroupOpts(t *testing.T, p *pool.Pool, n int, spread time.Duration, slow bool, run func(context.Context, int) error, gate func(context.Context, int) error) (*laneGroup, []error) {
+	t.Helper()
 	g := &laneGroup{tasks: make([]laneTask, n), run: run, gate: gate}
 	for i := range g.tasks {
 		g.tasks[i].g, g.tasks[i].i = g, i
@@ -72,6 +79,9 @@ func runGroupSpread(t *testing.T, p *pool.Pool, n int, spread time.Duration, run
 	ctx := context.Background()
 	g.lanes.Init(p, n, g, ctx)
 	pool.SetSpreadAfter(&g.lanes, spread)
+	if slow {
+		g.lanes.Spread()
+	}
 	for {
 		i, err := g.lanes.Start(ctx)
 		if i < 0 || err == nil {
@@ -156,17 +166,26 @@ func TestLanesRunBlockingTasksAtOnce(t *testing.T) {
 }
 
 // Tasks that finish before SpreadAfter run one after another on one lane:
-// a group of fast tasks costs no hand-off between workers. (Here every
-// task takes a millisecond and SpreadAfter is an hour, so a second lane
-// would overlap the first.)
+// a group of fast tasks costs no hand-off between workers. (SpreadAfter is
+// an hour here, and the first task stays running until another task
+// starts or 100 ms pass: a second lane would start one within that time.)
 func TestLanesRunFastTasksOnOneLane(t *testing.T) {
 	p := newPool(t, 8)
 	var running, most atomic.Int32
-	_, errs := runGroupSpread(t, p, 16, time.Hour, func(context.Context, int) error {
+	other := make(chan struct{})
+	var once sync.Once
+	_, errs := runGroupSpread(t, p, 16, time.Hour, func(_ context.Context, i int) error {
 		n := running.Add(1)
 		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
 		}
-		time.Sleep(time.Millisecond)
+		if i == 0 {
+			select {
+			case <-other:
+			case <-time.After(100 * time.Millisecond):
+			}
+		} else {
+			once.Do(func() { close(other) })
+		}
 		running.Add(-1)
 		return nil
 	}, nil)
@@ -177,6 +196,30 @@ func TestLanesRunFastTasksOnOneLane(t *testing.T) {
 	}
 	if m := most.Load(); m != 1 {
 		t.Fatalf("%d tasks ran at once, want 1: a fast group spread over several lanes", m)
+	}
+}
+
+// A group its caller marks slow (Spread) runs its blocking tasks at once
+// from the start, without waiting SpreadAfter (an hour here).
+func TestLanesSpreadAtOnceWhenTheCallerSaysTheGroupIsSlow(t *testing.T) {
+	p := newPool(t, 8)
+	var all sync.WaitGroup
+	all.Add(8)
+	_, errs := runGroupOpts(t, p, 8, time.Hour, true, func(context.Context, int) error {
+		all.Done()
+		done := make(chan struct{})
+		go func() { all.Wait(); close(done) }()
+		select {
+		case <-done:
+			return nil
+		case <-time.After(5 * time.Second):
+			return errors.New("the other tasks did not start")
+		}
+	}, nil)
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("task %d: %v", i, err)
+		}
 	}
 }
 
