@@ -145,24 +145,8 @@ func TestLanesRunEveryTaskOnceWithItsOwnResult(t *testing.T) {
 // left asks for another lane.
 func TestLanesRunBlockingTasksAtOnce(t *testing.T) {
 	p := newPool(t, 8)
-	var all sync.WaitGroup
-	all.Add(8)
-	_, errs := runGroup(t, p, 8, func(context.Context, int) error {
-		all.Done()
-		done := make(chan struct{})
-		go func() { all.Wait(); close(done) }()
-		select {
-		case <-done:
-			return nil
-		case <-time.After(5 * time.Second):
-			return errors.New("the other tasks did not start")
-		}
-	}, nil)
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("task %d: %v", i, err)
-		}
-	}
+	_, errs := runGroup(t, p, 8, untilAllStarted(8), nil)
+	requireNoErrors(t, errs)
 }
 
 // Tasks that finish before SpreadAfter run one after another on one lane:
@@ -189,11 +173,7 @@ func TestLanesRunFastTasksOnOneLane(t *testing.T) {
 		running.Add(-1)
 		return nil
 	}, nil)
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("task %d: %v", i, err)
-		}
-	}
+	requireNoErrors(t, errs)
 	if m := most.Load(); m != 1 {
 		t.Fatalf("%d tasks ran at once, want 1: a fast group spread over several lanes", m)
 	}
@@ -203,24 +183,8 @@ func TestLanesRunFastTasksOnOneLane(t *testing.T) {
 // from the start, without waiting SpreadAfter (an hour here).
 func TestLanesSpreadAtOnceWhenTheCallerSaysTheGroupIsSlow(t *testing.T) {
 	p := newPool(t, 8)
-	var all sync.WaitGroup
-	all.Add(8)
-	_, errs := runGroupOpts(t, p, 8, time.Hour, true, func(context.Context, int) error {
-		all.Done()
-		done := make(chan struct{})
-		go func() { all.Wait(); close(done) }()
-		select {
-		case <-done:
-			return nil
-		case <-time.After(5 * time.Second):
-			return errors.New("the other tasks did not start")
-		}
-	}, nil)
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("task %d: %v", i, err)
-		}
-	}
+	_, errs := runGroupOpts(t, p, 8, time.Hour, true, untilAllStarted(8), nil)
+	requireNoErrors(t, errs)
 }
 
 // A lane goes on to the next task only while the pool runs no more than
@@ -376,5 +340,32 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// untilAllStarted is a task that returns once n tasks have started, or
+// fails after 5 s: the tasks of a group that does not run them at once.
+func untilAllStarted(n int) func(context.Context, int) error {
+	var all sync.WaitGroup
+	all.Add(n)
+	return func(context.Context, int) error {
+		all.Done()
+		done := make(chan struct{})
+		go func() { all.Wait(); close(done) }()
+		select {
+		case <-done:
+			return nil
+		case <-time.After(5 * time.Second):
+			return errors.New("the other tasks did not start")
+		}
+	}
+}
+
+func requireNoErrors(t *testing.T, errs []error) {
+	t.Helper()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("task %d: %v", i, err)
+		}
 	}
 }
